@@ -1,0 +1,42 @@
+"""The `shadowvault` command line: parses arguments, calls one operation, renders it.
+
+Exit codes are the same for every command (see ``_errors``): 0 ok, 1 error, 2 usage,
+3 backup with warnings, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from ._cmd_backup import backup
+from ._cmd_browse import diff, dump, find, ls, snapshots
+from ._cmd_check import check, stats
+from ._cmd_init import init, key_app
+from ._cmd_restore import restore
+
+app = typer.Typer(
+    name="shadowvault",
+    help="ShadowVault: encrypted, deduplicated backups, kept by the peers you choose.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(init)
+app.add_typer(key_app, name="key")
+app.command()(backup)
+app.command()(restore)
+app.command()(snapshots)
+app.command()(ls)
+app.command()(find)
+app.command()(dump)
+app.command()(diff)
+app.command()(check)
+app.command()(stats)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,127 @@
+"""`shadowvault init` and `shadowvault key passwd`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config import example_config_text
+from node.repo import (
+    ChunkerParams,
+    HomeError,
+    InitOptions,
+    change_passphrase,
+    identity_of,
+    init_home,
+    kdf_params_from_env,
+    parse_compression,
+)
+
+from ._common import HomeOpt, JsonOpt, PasswordFileOpt, home_of, print_json
+from ._errors import CliError, user_errors
+from ._passphrase import get_new_passphrase, get_passphrase
+from ._sizes import parse_size
+
+
+def init(
+    home: HomeOpt = None,
+    password_file: PasswordFileOpt = None,
+    generate_passphrase: Annotated[
+        bool,
+        typer.Option(
+            "--generate-passphrase",
+            help="Generate a random passphrase into <home>/passphrase (mode 0600).",
+        ),
+    ] = False,
+    chunk_min: Annotated[str, typer.Option(help="Smallest chunk.")] = "512KiB",
+    chunk_avg: Annotated[str, typer.Option(help="Average chunk.")] = "1MiB",
+    chunk_max: Annotated[str, typer.Option(help="Largest chunk.")] = "8MiB",
+    compression: Annotated[str, typer.Option(help="zstd level 1-19 or 'off'.")] = "3",
+    json_out: JsonOpt = False,
+) -> None:
+    """Create a node home: keys, identity, store and config.
+
+    Exit codes: 0 created; 1 the home already holds a node, or no passphrase.
+    """
+    with user_errors():
+        paths = home_of(home)
+        if paths.holds_node():
+            raise HomeError(f"{paths.root} already holds a node; refusing to overwrite it")
+        try:
+            chunker = ChunkerParams(
+                parse_size(chunk_min), parse_size(chunk_avg), parse_size(chunk_max)
+            )
+            chunker.validate()
+            level = parse_compression(compression)
+            kdf = kdf_params_from_env()
+        except ValueError as exc:
+            raise CliError(str(exc), 2) from exc
+        generated = False
+        if generate_passphrase:
+            passphrase = secrets.token_urlsafe(32)
+            generated = True
+        else:
+            passphrase = get_new_passphrase(password_file)
+        options = InitOptions(chunker=chunker, compression=level, kdf=kdf)
+        repo_id = init_home(paths, passphrase, options, example_config_text())
+        if generated:
+            fd = os.open(
+                paths.generated_passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+            )
+            with os.fdopen(fd, "w") as f:
+                f.write(passphrase + "\n")
+        pub = bytes(identity_of(paths).verify_key).hex()
+        if json_out:
+            print_json(
+                {
+                    "home": str(paths.root),
+                    "repo_id": repo_id,
+                    "identity": pub,
+                    "passphrase_file": str(paths.generated_passphrase) if generated else None,
+                }
+            )
+            return
+        print(f"created node home {paths.root}")
+        print(f"  store    {paths.store}  (repo id {repo_id})")
+        print(f"  identity ed25519:{pub}")
+        if generated:
+            print(
+                f"  passphrase generated into {paths.generated_passphrase} (mode 0600): "
+                "copy it somewhere safe; without it the backups cannot be read",
+                file=sys.stderr,
+            )
+
+
+key_app = typer.Typer(help="Manage the key that protects the node's data.", no_args_is_help=True)
+
+
+@key_app.command("passwd")
+def passwd(
+    home: HomeOpt = None,
+    password_file: PasswordFileOpt = None,
+    new_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--new-password-file",
+            help="Read the new passphrase from this file (else $SHADOWVAULT_NEW_PASSWORD or a prompt).",
+        ),
+    ] = None,
+) -> None:
+    """Change the passphrase. The master key is re-wrapped; no data is re-encrypted.
+
+    Exit codes: 0 changed; 1 wrong current passphrase or no new one (nothing changed).
+    """
+    with user_errors():
+        paths = home_of(home)
+        old = get_passphrase(password_file, paths)
+        new = get_new_passphrase(new_password_file, env_prefix="SHADOWVAULT_NEW")
+        change_passphrase(paths, old, new)
+        if paths.generated_passphrase.exists():
+            paths.generated_passphrase.unlink()
+            print(f"removed the old generated passphrase file {paths.generated_passphrase}")
+        print("passphrase changed")

@@ -1,0 +1,59 @@
+"""The CLI's single table from exception types to exit codes, and the message printer.
+
+Exit codes (documented in every command's help):
+
+    0  success
+    1  an error: nothing or not everything was done (wrong passphrase, damaged data, ...)
+    2  wrong usage (bad flag or argument)
+    3  a backup finished with warnings (unreadable or vanished files)
+  130  interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import typer
+
+from node.repo import RepoError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_WARNINGS = 3
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """An error the CLI itself detects (bad option values, missing input)."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print ``error: message`` to stderr and exit with ``code``."""
+    print(f"error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn our exceptions into one-line messages and exit codes, never tracebacks."""
+    try:
+        yield
+    except CliError as exc:
+        fail(str(exc), exc.code)
+    except RepoError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted", EXIT_INTERRUPTED)
+    except OSError as exc:
+        fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+
+
+Command = Callable[..., None]

@@ -1,0 +1,53 @@
+"""User-level operations: each takes an open repository and options, and returns a result.
+
+Operations never print; they report through small Protocols (``BackupProgress``,
+``RestoreProgress``) and return dataclasses that the CLI (and later the API) render.
+"""
+
+from ._backup import BackupError as BackupError
+from ._backup import BackupOptions as BackupOptions
+from ._backup import BackupProgress as BackupProgress
+from ._backup import BackupSummary as BackupSummary
+from ._backup import run_backup as run_backup
+from ._browse import Change as Change
+from ._browse import diff as diff
+from ._browse import dump as dump
+from ._browse import filter_snapshots as filter_snapshots
+from ._browse import find as find
+from ._browse import find_node as find_node
+from ._browse import list_dir as list_dir
+from ._browse import node_json as node_json
+from ._browse import snapshot_json as snapshot_json
+from ._check import run_check as run_check
+from ._restore import RestoreError as RestoreError
+from ._restore import RestoreOptions as RestoreOptions
+from ._restore import RestoreProgress as RestoreProgress
+from ._restore import RestoreSummary as RestoreSummary
+from ._restore import run_restore as run_restore
+from ._stats import StoreStats as StoreStats
+from ._stats import run_stats as run_stats
+
+__all__ = [
+    "BackupError",
+    "BackupOptions",
+    "BackupProgress",
+    "BackupSummary",
+    "Change",
+    "RestoreError",
+    "RestoreOptions",
+    "RestoreProgress",
+    "RestoreSummary",
+    "StoreStats",
+    "diff",
+    "dump",
+    "filter_snapshots",
+    "find",
+    "find_node",
+    "list_dir",
+    "node_json",
+    "run_backup",
+    "run_check",
+    "run_restore",
+    "run_stats",
+    "snapshot_json",
+]

@@ -1,0 +1,523 @@
+"""Backup: walk file trees, store what changed, and record a signed snapshot.
+
+The walk is depth-first in name order; each directory becomes a tree blob once its
+entries' chunk ids are known (``_archiver``). Unchanged files are not read again: a file
+whose size, mtime, ctime and inode equal its entry in the parent snapshot keeps that
+entry's chunks (the files cache is the parent snapshot itself, as in restic, so it can
+never disagree with what is stored).
+
+Paths are recorded as absolute paths, so the root tree holds the chain of directories
+leading to each backed-up path (``/home/ann/docs`` -> ``home`` -> ``ann`` -> ``docs``).
+
+Problems with single files (unreadable, vanished, changed while read) are warnings: the
+backup goes on and lists them. A missing top-level path is an error before anything is
+written.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pathspec
+
+from protocol import BlobId
+
+from node.repo import (
+    DIR,
+    FILE,
+    SYMLINK,
+    Node,
+    RepoError,
+    Repository,
+    Snapshot,
+    encode_tree,
+    list_snapshots,
+    load_tree,
+    resolve_snapshot,
+    save_snapshot,
+)
+
+from ._archiver import ChunkPipeline, ChunkStats, store_tree
+
+_SMALL_FILE = 8 * 1024 * 1024
+"""Files up to this size are read in one call and chunked in memory (no copy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupOptions:
+    """What to back up and how."""
+
+    paths: Sequence[Path]
+    tags: Sequence[str] = ()
+    excludes: Sequence[str] = ()
+    """gitignore-style patterns, matched against paths relative to each backup root."""
+    exclude_files: Sequence[Path] = ()
+    one_file_system: bool = False
+    compression: int | None = None
+    """zstd level, 0 for off, None for the store's default."""
+    host: str | None = None
+    parent: str | None = None
+    """Snapshot reference to compare against; None picks the latest with the same paths."""
+
+
+@dataclass
+class BackupSummary:
+    """What a backup did; the keys of ``shadowvault backup --json``."""
+
+    snapshot_id: str = ""
+    parent: str | None = None
+    files_new: int = 0
+    files_changed: int = 0
+    files_unmodified: int = 0
+    dirs_new: int = 0
+    dirs_changed: int = 0
+    dirs_unmodified: int = 0
+    bytes_processed: int = 0
+    bytes_added: int = 0
+    bytes_stored: int = 0
+    duration_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, object]:
+        """The subset kept in the snapshot record."""
+        return {
+            "files_new": self.files_new,
+            "files_changed": self.files_changed,
+            "files_unmodified": self.files_unmodified,
+            "dirs_new": self.dirs_new,
+            "dirs_changed": self.dirs_changed,
+            "dirs_unmodified": self.dirs_unmodified,
+            "bytes_processed": self.bytes_processed,
+            "bytes_added": self.bytes_added,
+            "bytes_stored": self.bytes_stored,
+            "duration_s": self.duration_s,
+            "warnings": len(self.warnings),
+        }
+
+
+class BackupProgress(Protocol):
+    """Receives progress; the library never prints."""
+
+    def file_done(self, files: int, bytes_done: int, path: str) -> None: ...
+
+
+class BackupError(RepoError):
+    """The backup could not start (a missing path, a bad pattern file)."""
+
+
+@dataclass
+class _DirJob:
+    node: Node
+    children: list[Node]
+    parent_node: Node | None
+    ready_at: int
+    """Pipeline sequence number after which every child's chunks are known."""
+
+
+def _stat_node(name: bytes, st: os.stat_result) -> Node:
+    node = Node(
+        name=name,
+        type=FILE,
+        mode=stat.S_IMODE(st.st_mode),
+        uid=st.st_uid,
+        gid=st.st_gid,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        inode=st.st_ino,
+    )
+    if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
+        node.link_group = f"{st.st_dev}:{st.st_ino}".encode()
+    return node
+
+
+def _read_xattrs(path: bytes) -> dict[bytes, bytes]:
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    out = {}
+    for name in names:
+        try:
+            out[name.encode()] = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+    return out
+
+
+def _load_excludes(opts: BackupOptions) -> pathspec.PathSpec | None:
+    lines = list(opts.excludes)
+    for path in opts.exclude_files:
+        try:
+            lines.extend(path.read_text(encoding="utf-8").splitlines())
+        except OSError as exc:
+            raise BackupError(f"cannot read exclude file {path}: {exc.strerror}") from exc
+    lines = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        return None
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except (ValueError, TypeError) as exc:
+        raise BackupError(f"bad exclude pattern: {exc}") from exc
+
+
+class _Backup:
+    """One run of a backup (the walk's state)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        opts: BackupOptions,
+        pipeline: ChunkPipeline,
+        write_tree: Callable[[bytes], BlobId],
+        progress: BackupProgress | None,
+    ) -> None:
+        self.repo = repo
+        self.opts = opts
+        self.pipeline = pipeline
+        self.write_tree = write_tree
+        self.progress = progress
+        self.summary = BackupSummary()
+        self.excludes = _load_excludes(opts)
+        self.chunker = repo.new_chunker()
+        self.pending_dirs: deque[_DirJob] = deque()
+        self.files_done = 0
+        self._root_dev = 0
+        self._root_path = b""
+
+    def warn(self, path: bytes, message: str) -> None:
+        self.summary.warnings.append(f"{os.fsdecode(path)}: {message}")
+
+    # -- trees -------------------------------------------------------------------------
+
+    def children_of(self, parent: Node | None) -> dict[bytes, Node]:
+        if parent is None or parent.type != DIR or parent.subtree is None:
+            return {}
+        try:
+            return {n.name: n for n in load_tree(self.repo, parent.subtree)}
+        except RepoError:
+            return {}  # a damaged parent only costs re-reading; check reports it
+
+    def finish_ready_dirs(self) -> None:
+        while self.pending_dirs and self.pending_dirs[0].ready_at <= self.pipeline.completed:
+            self._finish_dir(self.pending_dirs.popleft())
+
+    def _finish_dir(self, job: _DirJob) -> None:
+        job.node.subtree = self.write_tree(encode_tree(job.children))
+        old = job.parent_node
+        if old is None or old.type != DIR:
+            self.summary.dirs_new += 1
+        elif old.subtree == job.node.subtree:
+            self.summary.dirs_unmodified += 1
+        else:
+            self.summary.dirs_changed += 1
+
+    # -- entries -----------------------------------------------------------------------
+
+    def excluded(self, rel: str, is_dir: bool) -> bool:
+        if self.excludes is None:
+            return False
+        return self.excludes.match_file(rel + "/" if is_dir else rel)
+
+    def entry(
+        self, path: bytes, name: bytes, st: os.stat_result, old: Node | None, rel: str
+    ) -> Node | None:
+        """Back up one filesystem object; None if it is skipped."""
+        node = _stat_node(name, st)
+        node.xattrs = _read_xattrs(path)
+        mode = st.st_mode
+        if stat.S_ISREG(mode):
+            self.file(path, node, st, old)
+        elif stat.S_ISDIR(mode):
+            node.type = DIR
+            self.directory(path, node, st, old, rel)
+        elif stat.S_ISLNK(mode):
+            node.type = SYMLINK
+            try:
+                node.target = os.readlink(path)
+            except OSError as exc:
+                self.warn(path, f"cannot read link: {exc.strerror}")
+                return None
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            node.type = "c" if stat.S_ISCHR(mode) else "b"
+            node.rdev = st.st_rdev
+        elif stat.S_ISFIFO(mode):
+            node.type = "p"
+        elif stat.S_ISSOCK(mode):
+            node.type = "s"
+        else:
+            self.warn(path, "unknown file type, skipped")
+            return None
+        return node
+
+    def file(self, path: bytes, node: Node, st: os.stat_result, old: Node | None) -> None:
+        self.summary.bytes_processed += st.st_size
+        node.size = st.st_size
+        if (
+            old is not None
+            and old.type == FILE
+            and old.size == st.st_size
+            and old.mtime_ns == st.st_mtime_ns
+            and old.ctime_ns == st.st_ctime_ns
+            and old.inode == st.st_ino
+        ):
+            node.chunks = list(old.chunks)
+            self.summary.files_unmodified += 1
+        else:
+            self.read_file(path, node, st)
+            if old is None or old.type != FILE:
+                self.summary.files_new += 1
+            else:
+                self.summary.files_changed += 1
+        self.files_done += 1
+        if self.progress is not None:
+            self.progress.file_done(
+                self.files_done, self.summary.bytes_processed, os.fsdecode(path)
+            )
+
+    def read_file(self, path: bytes, node: Node, st: os.stat_result) -> None:
+        chunks: list[BlobId | None] = []
+
+        def slot() -> Callable[[BlobId], None]:
+            index = len(chunks)
+            chunks.append(None)
+
+            def fill(blob_id: BlobId) -> None:
+                chunks[index] = blob_id
+
+            return fill
+
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:
+            raise _Skip("vanished" if isinstance(exc, FileNotFoundError) else exc.strerror)
+        try:
+            before = os.fstat(fd)
+            if not stat.S_ISREG(before.st_mode):
+                raise _Skip("replaced by another kind of file while backing up")
+            size = 0
+            if before.st_size <= _SMALL_FILE:
+                data = _read_all(fd, before.st_size)
+                size = len(data)
+                if size <= self.chunker.params.min_size:
+                    if size:
+                        self.pipeline.add(data, slot(), copy=False)
+                else:
+                    for view in self.chunker.chunks_of_buffer(data):
+                        self.pipeline.add(view, slot(), copy=False)
+            else:
+                with open(fd, "rb", buffering=0, closefd=False) as stream:
+                    for view in self.chunker.chunks_of_stream(stream):
+                        size += len(view)
+                        self.pipeline.add(view, slot(), copy=True)
+            after = os.fstat(fd)
+        except OSError as exc:
+            raise _Skip(f"read failed: {exc.strerror}") from exc
+        finally:
+            os.close(fd)
+        if after.st_mtime_ns != before.st_mtime_ns or size != before.st_size:
+            self.warn(path, "changed while it was read; the snapshot has the bytes read")
+            node.mtime_ns = after.st_mtime_ns
+        node.size = size
+        node.chunks = chunks  # type: ignore[assignment]  # filled in before the tree is made
+
+    def directory(
+        self, path: bytes, node: Node, st: os.stat_result, old: Node | None, rel: str
+    ) -> None:
+        children: list[Node] = []
+        old_children = self.children_of(old)
+        descend = not (self.opts.one_file_system and st.st_dev != self._root_dev)
+        if descend:
+            try:
+                with os.scandir(path) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                self.warn(path, f"cannot list directory: {exc.strerror}")
+                entries = []
+            for entry in entries:
+                child_path = entry.path
+                child_rel = f"{rel}/{os.fsdecode(entry.name)}" if rel else os.fsdecode(entry.name)
+                try:
+                    child_st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    self.warn(child_path, "vanished")
+                    continue
+                except OSError as exc:
+                    self.warn(child_path, f"cannot stat: {exc.strerror}")
+                    continue
+                if self.excluded(child_rel, stat.S_ISDIR(child_st.st_mode)):
+                    continue
+                try:
+                    child = self.entry(
+                        child_path, entry.name, child_st, old_children.get(entry.name), child_rel
+                    )
+                except _Skip as skip:
+                    self.warn(child_path, str(skip))
+                    continue
+                if child is not None:
+                    children.append(child)
+        self.pending_dirs.append(_DirJob(node, children, old, self.pipeline.pending_seq()))
+        self.finish_ready_dirs()
+
+    def top(self, path: Path, old: Node | None) -> Node | None:
+        """Back up one of the given paths; None (with a warning) if it cannot be read."""
+        raw = os.fsencode(path)
+        try:
+            st = os.lstat(raw)
+        except OSError as exc:
+            self.warn(raw, "vanished" if isinstance(exc, FileNotFoundError) else exc.strerror)
+            return None
+        self._root_dev = st.st_dev
+        try:
+            return self.entry(raw, os.fsencode(path.name), st, old, "")
+        except _Skip as skip:
+            self.warn(raw, str(skip))
+            return None
+
+
+class _Skip(Exception):
+    """A file that cannot be backed up; the message becomes a warning."""
+
+
+def _read_all(fd: int, hint: int) -> bytes:
+    parts = []
+    want = max(hint, 1)
+    while True:
+        block = os.read(fd, max(want, 65536))
+        if not block:
+            break
+        parts.append(block)
+        want = 1 << 20
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _pick_parent(
+    repo: Repository, opts: BackupOptions, host: str, paths: list[str]
+) -> Snapshot | None:
+    snaps = list_snapshots(repo)
+    if opts.parent:
+        return resolve_snapshot(repo, opts.parent, snaps)
+    same = [s for s in snaps if s.host == host and sorted(s.paths) == paths]
+    return same[-1] if same else None
+
+
+def _descend(repo: Repository, tree: BlobId | None, names: list[bytes]) -> list[Node | None]:
+    """Nodes along ``names`` in a parent snapshot (None where absent)."""
+    out: list[Node | None] = []
+    for name in names:
+        node = None
+        if tree is not None:
+            try:
+                node = next((n for n in load_tree(repo, tree) if n.name == name), None)
+            except RepoError:
+                node = None
+        out.append(node)
+        tree = node.subtree if node is not None and node.type == DIR else None
+    return out
+
+
+def run_backup(
+    repo: Repository, opts: BackupOptions, progress: BackupProgress | None = None
+) -> BackupSummary:
+    """Back up ``opts.paths`` into a new snapshot.
+
+    Returns:
+        The summary; ``summary.warnings`` lists files that could not be backed up.
+
+    Raises:
+        BackupError: a path is missing or an exclude file unreadable (nothing written).
+        StoreFull, RepoError: the store failed; no snapshot was recorded.
+    """
+    started = time.monotonic()
+    if not opts.paths:
+        raise BackupError("nothing to back up: give at least one path")
+    abs_paths = []
+    for p in opts.paths:
+        ap = Path(os.path.abspath(p))
+        try:
+            os.lstat(ap)
+        except FileNotFoundError:
+            raise BackupError(f"{p}: no such file or directory; nothing was backed up") from None
+        except OSError as exc:
+            raise BackupError(f"{p}: {exc.strerror}; nothing was backed up") from None
+        abs_paths.append(ap)
+    abs_paths = sorted(set(abs_paths))
+    host = opts.host or socket.gethostname()
+    path_strs = [str(p) for p in abs_paths]
+    parent = _pick_parent(repo, opts, host, sorted(path_strs))
+    level = repo.default_compression if opts.compression is None else opts.compression
+    stats = ChunkStats()
+
+    with repo.store.writer() as writer:
+        pipeline = ChunkPipeline(repo, writer, level)
+        run = _Backup(
+            repo, opts, pipeline, lambda pt: store_tree(repo, writer, pt, level, stats), progress
+        )
+        try:
+            # Virtual directories from "/" down to each path: (name chain) -> node.
+            root_children: dict[bytes, tuple[Node, dict[bytes, object]]] = {}
+            for ap in abs_paths:
+                parts = [os.fsencode(x) for x in ap.parts[1:]]
+                olds = _descend(repo, parent.tree if parent else None, parts)
+                level_map: dict[bytes, object] = root_children  # type: ignore[assignment]
+                cur = Path("/")
+                for name, old in zip(parts[:-1], olds[:-1], strict=True):
+                    cur = cur / os.fsdecode(name)
+                    if name not in level_map:
+                        node = _stat_node(name, os.lstat(cur))
+                        node.type = DIR
+                        holder: tuple[Node, dict[bytes, object]] = (node, {})
+                        level_map[name] = holder
+                        node.subtree = old.subtree if old is not None else None
+                    entry = level_map[name]
+                    assert isinstance(entry, tuple)
+                    level_map = entry[1]
+                if not parts:
+                    raise BackupError("backing up / itself is not supported; name its directories")
+                top_node = run.top(ap, olds[-1])
+                if top_node is not None:
+                    level_map[parts[-1]] = top_node
+            pipeline.flush()
+            run.finish_ready_dirs()
+            assert not run.pending_dirs
+        finally:
+            pipeline.finish()
+
+        def build(children: dict[bytes, object]) -> BlobId:
+            nodes = []
+            for value in children.values():
+                if isinstance(value, tuple):
+                    node, sub = value
+                    node.subtree = build(sub)
+                    nodes.append(node)
+                else:
+                    assert isinstance(value, Node)
+                    nodes.append(value)
+            return store_tree(repo, writer, encode_tree(nodes), level, stats)
+
+        root_tree = build(root_children)  # type: ignore[arg-type]
+        summary = run.summary
+        summary.bytes_added = pipeline.stats.bytes_added + stats.bytes_added
+        summary.bytes_stored = pipeline.stats.bytes_stored + stats.bytes_stored
+        # Every blob the snapshot names is durable before the record is written.
+        writer.flush()
+        summary.duration_s = round(time.monotonic() - started, 3)
+        summary.parent = str(parent.id) if parent and parent.id else None
+        snap = Snapshot(
+            time_ns=time.time_ns(),
+            host=host,
+            paths=path_strs,
+            tree=root_tree,
+            tags=sorted(set(opts.tags)),
+            parent=summary.parent,
+            summary=summary.record(),
+        )
+        summary.snapshot_id = str(save_snapshot(repo, writer, snap))
+    return summary

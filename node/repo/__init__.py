@@ -1,0 +1,118 @@
+"""The encrypted, deduplicating store of one node.
+
+Chunk -> seal -> pack -> index: files are cut into content-defined chunks, each chunk is
+compressed and encrypted into a blob, blobs are appended to pack files, and LevelDB maps
+each blob id to its place. Trees and snapshot records are blobs too, so the whole index
+can be rebuilt from the packs. This package knows nothing of the network or the API.
+
+Terms:
+    node home: the directory holding one node's keys, config and store.
+    store: packs + LevelDB index, owned by one process at a time.
+    repository: a store opened with the keys that decrypt it.
+"""
+
+from ._check import CheckReport as CheckReport
+from ._check import Problem as Problem
+from ._check import ProgressFn as ProgressFn
+from ._check import Subset as Subset
+from ._check import check_store as check_store
+from ._chunker import Chunker as Chunker
+from ._chunker import ChunkerParams as ChunkerParams
+from ._errors import BlobNotFound as BlobNotFound
+from ._errors import CorruptBlob as CorruptBlob
+from ._errors import FormatError as FormatError
+from ._errors import HomeError as HomeError
+from ._errors import PassphraseError as PassphraseError
+from ._errors import RepoError as RepoError
+from ._errors import StoreFull as StoreFull
+from ._errors import StoreLocked as StoreLocked
+from ._errors import WrongPassphrase as WrongPassphrase
+from ._home import HomePaths as HomePaths
+from ._home import resolve_home as resolve_home
+from ._keys import KDF_PROFILES as KDF_PROFILES
+from ._keys import KdfParams as KdfParams
+from ._keys import kdf_params_from_env as kdf_params_from_env
+from ._pack import BlobKind as BlobKind
+from ._repository import InitOptions as InitOptions
+from ._repository import Repository as Repository
+from ._repository import change_passphrase as change_passphrase
+from ._repository import identity_of as identity_of
+from ._repository import init_home as init_home
+from ._repository import open_repository as open_repository
+from ._seal import COMPRESSION_OFF as COMPRESSION_OFF
+from ._seal import Sealer as Sealer
+from ._seal import parse_compression as parse_compression
+from ._store import BlobWriter as BlobWriter
+from ._store import RecoveryReport as RecoveryReport
+from ._snapshot import Snapshot as Snapshot
+from ._snapshot import delete_snapshot_record as delete_snapshot_record
+from ._snapshot import list_snapshots as list_snapshots
+from ._snapshot import load_snapshot as load_snapshot
+from ._snapshot import resolve_snapshot as resolve_snapshot
+from ._snapshot import save_snapshot as save_snapshot
+from ._store import Store as Store
+from ._tree import DIR as DIR
+from ._tree import FILE as FILE
+from ._tree import SYMLINK as SYMLINK
+from ._tree import Node as Node
+from ._tree import TreeFormatError as TreeFormatError
+from ._tree import decode_tree as decode_tree
+from ._tree import encode_tree as encode_tree
+from ._tree import valid_name as valid_name
+from ._walk import Reference as Reference
+from ._walk import load_tree as load_tree
+from ._walk import walk_references as walk_references
+
+__all__ = [
+    "BlobKind",
+    "BlobNotFound",
+    "BlobWriter",
+    "COMPRESSION_OFF",
+    "CheckReport",
+    "Chunker",
+    "ChunkerParams",
+    "CorruptBlob",
+    "DIR",
+    "FILE",
+    "FormatError",
+    "HomeError",
+    "HomePaths",
+    "InitOptions",
+    "KDF_PROFILES",
+    "KdfParams",
+    "Node",
+    "PassphraseError",
+    "Problem",
+    "ProgressFn",
+    "RecoveryReport",
+    "Reference",
+    "RepoError",
+    "Repository",
+    "SYMLINK",
+    "Sealer",
+    "Snapshot",
+    "Store",
+    "StoreFull",
+    "StoreLocked",
+    "Subset",
+    "TreeFormatError",
+    "WrongPassphrase",
+    "change_passphrase",
+    "check_store",
+    "decode_tree",
+    "delete_snapshot_record",
+    "encode_tree",
+    "identity_of",
+    "init_home",
+    "kdf_params_from_env",
+    "list_snapshots",
+    "load_snapshot",
+    "load_tree",
+    "open_repository",
+    "parse_compression",
+    "resolve_home",
+    "resolve_snapshot",
+    "save_snapshot",
+    "valid_name",
+    "walk_references",
+]

@@ -1,0 +1,329 @@
+"""Checking a store: the index and the packs agree, and (optionally) every blob reads back.
+
+Three passes, each with memory independent of the number of blobs:
+
+1. index -> packs: every index record decodes, names a pack that exists, lies inside
+   its committed length, and the entry header at that offset carries the same id;
+2. packs -> index: every pack's entries parse up to its committed length, and an entry
+   the index does not name is reported (a crash left it; `repair index` adopts it);
+3. with ``read_data``: every blob (or the N-th of M slices, by blob id) is read, hashed
+   against its id, authenticated, decrypted and decompressed. Sealing and hashing release
+   the GIL, so this pass runs on two threads in 8 MiB batches.
+
+Referenced-but-missing blobs (a snapshot naming a blob the store lacks) are found by the
+caller, which knows the snapshots, and passed in through ``referenced``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from protocol import BlobId, blob_id_of
+
+from ._errors import CorruptBlob
+from ._pack import ENTRY_HEADER, FILE_HEADER, BlobKind, ScanStop, read_file_header, scan_pack
+from ._repository import Repository
+from ._seal import Sealer
+
+_BATCH_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the store, precise enough to act on."""
+
+    what: str
+    """A stable code: missing_pack, truncated_pack, damaged_pack, bad_index_record,
+    index_mismatch, unindexed_blob, orphan_pack, corrupt_blob, missing_blob."""
+    detail: str
+    blob: str | None = None
+    pack: int | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.blob:
+            where.append(f"blob {self.blob[:16]}")
+        if self.pack is not None:
+            where.append(f"pack {self.pack:08d}")
+        return f"{', '.join(where) or 'store'}: {self.detail}"
+
+
+@dataclass
+class CheckReport:
+    """What a check looked at and what it found."""
+
+    packs: int = 0
+    blobs: int = 0
+    blobs_read: int = 0
+    bytes_read: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass(frozen=True, slots=True)
+class Subset:
+    """The ``n``-th (1-based) of ``m`` slices of all blobs, chosen by blob id."""
+
+    n: int
+    m: int
+
+    @classmethod
+    def parse(cls, text: str) -> Subset:
+        """Parse ``N/M``.
+
+        Raises:
+            ValueError: not of that form, or not 1 <= N <= M.
+        """
+        try:
+            n_text, m_text = text.split("/")
+            n, m = int(n_text), int(m_text)
+        except ValueError:
+            raise ValueError(f"expected N/M (e.g. 2/7), got {text!r}") from None
+        if not 1 <= n <= m:
+            raise ValueError(f"need 1 <= N <= M in N/M, got {text!r}")
+        return cls(n, m)
+
+    def contains(self, blob_id: bytes) -> bool:
+        return int.from_bytes(blob_id[:8], "big") % self.m == self.n - 1
+
+
+ProgressFn = Callable[[int, int], None]
+"""Called with (bytes read so far, blobs read so far)."""
+
+
+def check_store(
+    repo: Repository,
+    *,
+    read_data: bool = False,
+    subset: Subset | None = None,
+    referenced: Iterable[tuple[BlobId, str]] = (),
+    progress: ProgressFn | None = None,
+) -> CheckReport:
+    """Check a store; see the module docstring for what each pass covers.
+
+    Args:
+        repo: an open repository.
+        read_data: read and open every blob (or the ``subset``).
+        subset: limit ``read_data`` to one slice; implies ``read_data``.
+        referenced: (blob id, who references it) pairs that must exist.
+        progress: called after each batch of ``read_data``.
+
+    Returns:
+        The report; ``report.ok`` is False if anything is wrong.
+    """
+    report = CheckReport()
+    store = repo.store
+    committed = store.committed_packs()
+    files = store.pack_files()
+    sizes = {no: path.stat().st_size for no, path in files.items()}
+    report.packs = len(files)
+
+    for no in sorted(set(committed) - set(files)):
+        report.problems.append(Problem("missing_pack", "pack file is missing", pack=no))
+    for no in sorted(set(files) - set(committed)):
+        report.warnings.append(
+            Problem("orphan_pack", "pack file is not in the index (unused)", pack=no)
+        )
+    for no in sorted(set(files) & set(committed)):
+        if sizes[no] < committed[no]:
+            report.problems.append(
+                Problem(
+                    "truncated_pack",
+                    f"pack has {sizes[no]} bytes, the index says {committed[no]}",
+                    pack=no,
+                )
+            )
+
+    _index_to_packs(repo, committed, sizes, report)
+    _packs_to_index(repo, committed, sizes, report)
+
+    for blob_id, who in referenced:
+        if not store.has(blob_id):
+            report.problems.append(
+                Problem("missing_blob", f"referenced by {who} but not stored", blob=blob_id.hex())
+            )
+
+    if read_data or subset is not None:
+        _read_data(repo, committed, sizes, subset, report, progress)
+    return report
+
+
+def _index_to_packs(
+    repo: Repository, committed: dict[int, int], sizes: dict[int, int], report: CheckReport
+) -> None:
+    fds: dict[int, int] = {}
+    try:
+        for blob_id, loc in repo.store.iter_blobs():
+            report.blobs += 1
+            if loc is None:
+                report.problems.append(
+                    Problem("bad_index_record", "index record does not decode", blob=blob_id.hex())
+                )
+                continue
+            if loc.pack not in sizes:
+                report.problems.append(
+                    Problem("missing_blob", "its pack file is missing", blob_id.hex(), loc.pack)
+                )
+                continue
+            end = loc.offset + loc.stored_len
+            if end > min(sizes[loc.pack], committed.get(loc.pack, 0)):
+                report.problems.append(
+                    Problem(
+                        "missing_blob",
+                        f"lies past the end of its pack (bytes {loc.offset}..{end})",
+                        blob_id.hex(),
+                        loc.pack,
+                    )
+                )
+                continue
+            fd = fds.get(loc.pack)
+            if fd is None:
+                fd = fds[loc.pack] = os.open(repo.store.pack_path(loc.pack), os.O_RDONLY)
+            head = os.pread(fd, ENTRY_HEADER.size, loc.offset - ENTRY_HEADER.size)
+            if len(head) != ENTRY_HEADER.size:
+                report.problems.append(
+                    Problem("index_mismatch", "entry header unreadable", blob_id.hex(), loc.pack)
+                )
+                continue
+            stored_id, _, stored_len, _, _, _ = ENTRY_HEADER.unpack(head)
+            if stored_id != blob_id or stored_len != loc.stored_len:
+                report.problems.append(
+                    Problem(
+                        "index_mismatch",
+                        f"the pack entry at offset {loc.offset} is not this blob",
+                        blob_id.hex(),
+                        loc.pack,
+                    )
+                )
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+
+
+def _packs_to_index(
+    repo: Repository, committed: dict[int, int], sizes: dict[int, int], report: CheckReport
+) -> None:
+    store = repo.store
+    for no in sorted(set(committed) & set(sizes)):
+        end = min(committed[no], sizes[no])
+        with _open_ro(store.pack_path(no)) as fd:
+            if read_file_header(fd) != no:
+                report.problems.append(
+                    Problem("damaged_pack", "pack file header is damaged", pack=no)
+                )
+                continue
+            for item in scan_pack(fd, FILE_HEADER.size, end, verify=False):
+                if isinstance(item, ScanStop):
+                    report.problems.append(
+                        Problem(
+                            "damaged_pack",
+                            f"unreadable from offset {item.offset}: {item.reason}",
+                            pack=no,
+                        )
+                    )
+                    break
+                try:
+                    loc = store.location(item.blob_id)
+                except Exception:  # noqa: BLE001 - absence and damage both mean "unindexed"
+                    loc = None
+                if loc is None or loc.pack != no or loc.offset != item.offset:
+                    if loc is None:
+                        report.warnings.append(
+                            Problem(
+                                "unindexed_blob",
+                                "in a pack but not in the index",
+                                item.blob_id.hex(),
+                                no,
+                            )
+                        )
+
+
+class _open_ro:
+    def __init__(self, path: os.PathLike[str]) -> None:
+        self.fd = os.open(path, os.O_RDONLY)
+
+    def __enter__(self) -> int:
+        return self.fd
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
+
+
+_Item = tuple[BlobId, BlobKind, int, bytes]
+
+
+def _verify_batch(repo: Repository, batch: list[_Item]) -> list[Problem]:
+    sealer = Sealer.for_thread(0)
+    problems = []
+    for blob_id, kind, pack_no, sealed in batch:
+        if blob_id_of(sealed) != blob_id:
+            problems.append(
+                Problem("corrupt_blob", "bytes do not match the blob id", blob_id.hex(), pack_no)
+            )
+            continue
+        if kind is BlobKind.FOREIGN:
+            continue  # a peer's blob: its id is all we can check
+        try:
+            sealer.open(blob_id, sealed, repo.key_for(kind))
+        except CorruptBlob as exc:
+            problems.append(Problem("corrupt_blob", exc.reason, blob_id.hex(), pack_no))
+    return problems
+
+
+def _read_data(
+    repo: Repository,
+    committed: dict[int, int],
+    sizes: dict[int, int],
+    subset: Subset | None,
+    report: CheckReport,
+    progress: ProgressFn | None,
+) -> None:
+    store = repo.store
+    inflight: deque[Future[list[Problem]]] = deque()
+    batch: list[_Item] = []
+    batch_bytes = 0
+
+    with ThreadPoolExecutor(2, thread_name_prefix="sv-check") as pool:
+
+        def drain(limit: int) -> None:
+            while len(inflight) > limit:
+                report.problems.extend(inflight.popleft().result())
+                if progress:
+                    progress(report.bytes_read, report.blobs_read)
+
+        for no in sorted(set(committed) & set(sizes)):
+            end = min(committed[no], sizes[no])
+            with _open_ro(store.pack_path(no)) as fd:
+                if read_file_header(fd) != no:
+                    continue  # reported by the structural pass
+                for item in scan_pack(fd, FILE_HEADER.size, end, verify=False):
+                    if isinstance(item, ScanStop):
+                        break
+                    if subset is not None and not subset.contains(item.blob_id):
+                        continue
+                    try:
+                        loc = store.location(item.blob_id)
+                    except Exception:  # noqa: BLE001 - reported by the structural passes
+                        continue
+                    if loc.pack != no or loc.offset != item.offset:
+                        continue  # a stale duplicate; the indexed copy is checked in its pack
+                    sealed = os.pread(fd, item.stored_len, item.offset)
+                    batch.append((item.blob_id, loc.kind, no, sealed))
+                    batch_bytes += len(sealed)
+                    report.blobs_read += 1
+                    report.bytes_read += len(sealed)
+                    if batch_bytes >= _BATCH_BYTES:
+                        inflight.append(pool.submit(_verify_batch, repo, batch))
+                        batch, batch_bytes = [], 0
+                        drain(2)
+        if batch:
+            inflight.append(pool.submit(_verify_batch, repo, batch))
+        drain(0)

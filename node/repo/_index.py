@@ -1,0 +1,84 @@
+"""The LevelDB key layout: every record the store keeps, by key prefix.
+
+=========================  =======================================================
+key                        value
+=========================  =======================================================
+``M``                      store metadata (msgpack map; see ``StoreMeta``)
+``b`` + blob id (32)       blob location ``<IQIIB``: pack, offset, stored_len,
+                           plain_len, kind
+``d`` + dedup key (32)     blob id (32) holding that plaintext chunk
+``p`` + pack no (u32 BE)   committed length of that pack ``<Q`` (bytes)
+``s`` + snapshot id (32)   the snapshot's signed record (see ``_snapshot``)
+``f`` + path hash (32)     files-cache entry (see ``ops.backup``)
+=========================  =======================================================
+
+Pack numbers are big-endian in keys so that an iterator visits packs in order.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from protocol import BlobId
+
+from ._pack import BlobKind
+
+META_KEY = b"M"
+BLOB_PREFIX = b"b"
+DEDUP_PREFIX = b"d"
+PACK_PREFIX = b"p"
+SNAPSHOT_PREFIX = b"s"
+FILES_CACHE_PREFIX = b"f"
+
+_LOCATION = struct.Struct("<IQIIB")
+_PACK_KEY = struct.Struct(">I")
+_PACK_LEN = struct.Struct("<Q")
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    """Where a blob lives. Offsets stay inside ``repo``: callers above see only ids."""
+
+    pack: int
+    offset: int
+    stored_len: int
+    plain_len: int
+    kind: BlobKind
+
+    def encode(self) -> bytes:
+        return _LOCATION.pack(self.pack, self.offset, self.stored_len, self.plain_len, self.kind)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> BlobLocation:
+        """Raises ValueError on a record of the wrong size or an unknown kind."""
+        pack, offset, stored_len, plain_len, kind = _LOCATION.unpack(raw)
+        return cls(pack, offset, stored_len, plain_len, BlobKind(kind))
+
+
+def blob_key(blob_id: bytes) -> bytes:
+    return BLOB_PREFIX + blob_id
+
+
+def dedup_key(key: bytes) -> bytes:
+    return DEDUP_PREFIX + key
+
+
+def pack_key(pack_no: int) -> bytes:
+    return PACK_PREFIX + _PACK_KEY.pack(pack_no)
+
+
+def pack_no_of_key(key: bytes) -> int:
+    return int(_PACK_KEY.unpack(key[1:])[0])
+
+
+def encode_pack_len(n: int) -> bytes:
+    return _PACK_LEN.pack(n)
+
+
+def decode_pack_len(raw: bytes) -> int:
+    return int(_PACK_LEN.unpack(raw)[0])
+
+
+def blob_id_of_key(key: bytes) -> BlobId:
+    return BlobId(key[1:])

@@ -1,0 +1,648 @@
+"""The blob store: sealed blobs in append-only packs, located through a LevelDB index.
+
+Why two parts: LevelDB rewrites large values on every compaction (5.3x write
+amplification and a fall to ~60 MB/s at 4 GiB, perf-baseline.md), so payloads go into
+pack files and LevelDB keeps only small records (``_index``). This is key-value
+separation, as in WiscKey or restic's packs.
+
+Write ordering (the crash-safety invariant): a blob's bytes are appended to a pack,
+the pack is ``fdatasync``ed, and only then is the index batch naming it committed. So
+every indexed blob is durable. A crash can leave bytes in a pack that no index entry
+names yet; on open, ``_recover`` re-indexes every whole, verified entry past the
+committed length and cuts the torn tail. After each fdatasync the pack's pages are
+dropped from the page cache: measured on these VMs, a growing cache halves the write
+rate after 1-2 GiB (packs-field-notes.md section 1).
+
+Ownership: one process owns a store (``OwnerLock``); inside it, writes go through
+``Store.writer()`` sessions, which may overlap (a backup and a replication) and share
+one pack appender.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import plyvel
+
+from protocol import BlobId, blob_id_of
+
+from . import _index as ix
+from ._chunker import ChunkerParams
+from ._errors import BlobNotFound, CorruptBlob, FormatError, RepoError, StoreFull
+from ._fsutil import fsync_dir
+from ._lock import OwnerLock
+from ._pack import (
+    ENTRY_HEADER,
+    FILE_HEADER,
+    BlobKind,
+    PackEntry,
+    ScanStop,
+    entry_header,
+    file_header,
+    pack_name,
+    parse_pack_name,
+    read_file_header,
+    scan_pack,
+)
+
+STORE_FORMAT = "shadowvault-store"
+STORE_VERSION = 1
+
+MiB = 1024 * 1024
+PACK_TARGET_SIZE = 128 * MiB
+"""A pack is closed once it reaches this size. 64 and 128 MiB measured the same; bigger
+packs mean fewer files."""
+FLUSH_EVERY = 32 * MiB
+"""Bytes appended between fdatasync + index commits; 16-128 MiB measured within 10 %."""
+
+
+def _leveldb_options() -> dict[str, Any]:
+    # Index only: payloads live in packs, so the buffers never fill and bigger ones buy
+    # nothing (packs-field-notes.md section 1). Sealed data does not compress: no snappy.
+    return {
+        "compression": None,
+        "write_buffer_size": 4 * MiB,
+        "lru_cache_size": 8 * MiB,
+        "max_open_files": 64,
+        "bloom_filter_bits": 10,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMeta:
+    """Facts fixed when the store was created."""
+
+    repo_id: str
+    created_ns: int
+    chunker: ChunkerParams
+    compression: int
+
+    def encode(self) -> bytes:
+        return bytes(
+            msgpack.packb(
+                {
+                    "format": STORE_FORMAT,
+                    "version": STORE_VERSION,
+                    "repo_id": self.repo_id,
+                    "created_ns": self.created_ns,
+                    "chunker": [
+                        self.chunker.min_size,
+                        self.chunker.avg_size,
+                        self.chunker.max_size,
+                    ],
+                    "compression": self.compression,
+                }
+            )
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> StoreMeta:
+        """Raises FormatError for a foreign, damaged or newer store."""
+        try:
+            doc = msgpack.unpackb(raw)
+        except Exception as exc:
+            raise FormatError("store metadata is damaged") from exc
+        if not isinstance(doc, dict) or doc.get("format") != STORE_FORMAT:
+            raise FormatError("not a ShadowVault store (foreign metadata)")
+        version = doc.get("version")
+        if not isinstance(version, int) or version > STORE_VERSION:
+            raise FormatError(
+                f"store format version {version} is newer than this shadowvault supports "
+                f"({STORE_VERSION}); upgrade shadowvault"
+            )
+        if version < 1:
+            raise FormatError(f"store format version {version} is not supported")
+        try:
+            lo, avg, hi = doc["chunker"]
+            return cls(
+                str(doc["repo_id"]),
+                int(doc["created_ns"]),
+                ChunkerParams(int(lo), int(avg), int(hi)),
+                int(doc["compression"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"store metadata is damaged: {exc}") from exc
+
+    @classmethod
+    def new(cls, chunker: ChunkerParams, compression: int) -> StoreMeta:
+        return cls(secrets.token_hex(16), time.time_ns(), chunker, compression)
+
+
+@dataclass
+class RecoveryReport:
+    """What ``Store.open`` repaired after a crash."""
+
+    reindexed: int = 0
+    truncated: list[tuple[int, int, str]] = field(default_factory=list)
+    """(pack, offset cut at, reason) for each torn tail removed."""
+
+
+class Store:
+    """Packs + index of one node. Use ``Store.create`` or ``Store.open``, then ``close``.
+
+    Thread-safety: reads may run from any thread; writes go through ``writer()``.
+    """
+
+    def __init__(self, root: Path, db: plyvel.DB, lock: OwnerLock, meta: StoreMeta) -> None:
+        self.root = root
+        self.meta = meta
+        self._db = db
+        self._lock = lock
+        self._packs_dir = root / "packs"
+        self._read_fds: dict[int, int] = {}
+        self._read_fds_lock = threading.Lock()
+        self._appender = _Appender(self)
+        self.recovery = RecoveryReport()
+        self._closed = False
+
+    # -- life cycle -------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: Path, meta: StoreMeta) -> Store:
+        """Create a new, empty store at ``root`` (which must not hold one).
+
+        Raises:
+            FormatError: ``root`` already holds a store.
+        """
+        root.mkdir(parents=True, exist_ok=True)
+        if (root / "index" / "CURRENT").exists():
+            raise FormatError(f"{root} already holds a store")
+        (root / "packs").mkdir(exist_ok=True)
+        lock = OwnerLock(root / "owner.lock")
+        lock.acquire()
+        try:
+            db = plyvel.DB(str(root / "index"), create_if_missing=True, **_leveldb_options())
+            db.put(ix.META_KEY, meta.encode(), sync=True)
+            fsync_dir(root)
+        except BaseException:
+            lock.release()
+            raise
+        return cls(root, db, lock, meta)
+
+    @classmethod
+    def open(cls, root: Path) -> Store:
+        """Open an existing store, take ownership, and repair what a crash left.
+
+        Raises:
+            StoreLocked: another process owns it.
+            FormatError: no store here, a foreign or newer one, or a damaged index.
+        """
+        if not (root / "index" / "CURRENT").exists():
+            raise FormatError(f"no store at {root}")
+        lock = OwnerLock(root / "owner.lock")
+        lock.acquire()
+        try:
+            try:
+                db = plyvel.DB(str(root / "index"), create_if_missing=False, **_leveldb_options())
+            except plyvel.CorruptionError as exc:
+                raise FormatError(
+                    f"store index is damaged ({exc}); run `shadowvault repair index`"
+                ) from exc
+            except plyvel.Error as exc:
+                raise FormatError(f"cannot open store index: {exc}") from exc
+            try:
+                raw = db.get(ix.META_KEY)
+                if raw is None:
+                    raise FormatError("not a ShadowVault store (no metadata record)")
+                store = cls(root, db, lock, StoreMeta.decode(raw))
+            except BaseException:
+                db.close()
+                raise
+        except BaseException:
+            lock.release()
+            raise
+        try:
+            store.recovery = store._recover()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        """Flush pending writes, close the index and release the lock (idempotent)."""
+        if self._closed:
+            return
+        try:
+            self._appender.close()
+        finally:
+            self._closed = True
+            with self._read_fds_lock:
+                for fd in self._read_fds.values():
+                    os.close(fd)
+                self._read_fds.clear()
+            self._db.close()
+            self._lock.release()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reads ------------------------------------------------------------------------
+
+    def has(self, blob_id: bytes) -> bool:
+        """True if the blob is stored (committed or appended in an open session)."""
+        if blob_id in self._appender.pending:
+            return True
+        return self._db.get(ix.blob_key(blob_id)) is not None
+
+    def location(self, blob_id: bytes) -> ix.BlobLocation:
+        """Where a blob is.
+
+        Raises:
+            BlobNotFound: not in the index.
+            CorruptBlob: its index record does not decode.
+        """
+        loc = self._appender.pending.get(blob_id)
+        if loc is not None:
+            return loc
+        raw = self._db.get(ix.blob_key(blob_id))
+        if raw is None:
+            raise BlobNotFound(blob_id)
+        try:
+            return ix.BlobLocation.decode(raw)
+        except ValueError as exc:
+            raise CorruptBlob(blob_id, "its index record is damaged") from exc
+
+    def read(self, blob_id: bytes, *, verify: bool = True) -> bytes:
+        """Return a blob's sealed bytes, checked against its id unless ``verify`` is off.
+
+        Raises:
+            BlobNotFound: not in the index.
+            CorruptBlob: its pack is missing or short, or the bytes do not match the id.
+        """
+        loc = self.location(blob_id)
+        return self.read_at(blob_id, loc, verify=verify)
+
+    def read_at(self, blob_id: bytes, loc: ix.BlobLocation, *, verify: bool = True) -> bytes:
+        """Like ``read`` for a location already looked up (used by check and restore)."""
+        try:
+            fd = self._read_fd(loc.pack)
+            data = os.pread(fd, loc.stored_len, loc.offset)
+        except FileNotFoundError as exc:
+            raise CorruptBlob(blob_id, "its pack file is missing", loc.pack) from exc
+        if len(data) != loc.stored_len:
+            raise CorruptBlob(blob_id, "its pack file is truncated", loc.pack)
+        if verify and blob_id_of(data) != blob_id:
+            raise CorruptBlob(blob_id, "bytes do not match the blob id", loc.pack)
+        return data
+
+    def _read_fd(self, pack_no: int) -> int:
+        with self._read_fds_lock:
+            fd = self._read_fds.get(pack_no)
+            if fd is None:
+                fd = os.open(self._packs_dir / pack_name(pack_no), os.O_RDONLY)
+                self._read_fds[pack_no] = fd
+            return fd
+
+    def lookup_dedup(self, key: bytes) -> BlobId | None:
+        """The blob holding the plaintext with this dedup key, if stored."""
+        hit = self._appender.pending_dedup.get(key)
+        if hit is not None:
+            return hit
+        raw = self._db.get(ix.dedup_key(key))
+        if raw is None or len(raw) != 32:
+            return None
+        blob_id = BlobId(raw)
+        # A dedup entry is only as good as the blob it names: a blob removed by gc or
+        # damaged index must lead to a fresh seal, not to a dangling reference.
+        return blob_id if self.has(blob_id) else None
+
+    def iter_blobs(self) -> Iterator[tuple[BlobId, ix.BlobLocation | None]]:
+        """Every committed blob with its location (None where the record is damaged)."""
+        for key, raw in self._db.iterator(prefix=ix.BLOB_PREFIX):
+            try:
+                loc: ix.BlobLocation | None = ix.BlobLocation.decode(raw)
+            except ValueError:
+                loc = None
+            yield ix.blob_id_of_key(key), loc
+
+    def committed_packs(self) -> dict[int, int]:
+        """Pack number -> committed length, as the index records them."""
+        return {
+            ix.pack_no_of_key(k): ix.decode_pack_len(v)
+            for k, v in self._db.iterator(prefix=ix.PACK_PREFIX)
+        }
+
+    def pack_files(self) -> dict[int, Path]:
+        """Pack number -> path of every pack file on disk."""
+        found = {}
+        for entry in os.scandir(self._packs_dir):
+            no = parse_pack_name(entry.name)
+            if no is not None:
+                found[no] = Path(entry.path)
+        return found
+
+    def pack_path(self, pack_no: int) -> Path:
+        return self._packs_dir / pack_name(pack_no)
+
+    # -- small records ------------------------------------------------------------------
+
+    def get_record(self, key: bytes) -> bytes | None:
+        """Read a small record (snapshots, files cache, ...) by its full key."""
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def put_records(self, items: list[tuple[bytes, bytes | None]], *, sync: bool = True) -> None:
+        """Write (key, value) pairs atomically; a None value deletes the key."""
+        with self._db.write_batch(sync=sync) as batch:
+            for key, value in items:
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
+
+    def iter_records(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """All (key, value) pairs under ``prefix``, in key order."""
+        yield from self._db.iterator(prefix=prefix)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[BlobWriter]:
+        """A write session. On a clean exit everything it wrote is durable and indexed.
+
+        Cancellation: on an exception the session still commits the whole blobs it
+        appended (they are valid; unreferenced ones are garbage for gc) and re-raises.
+        """
+        session = BlobWriter(self._appender)
+        try:
+            yield session
+        finally:
+            self._appender.flush(wait=True)
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def _recover(self) -> RecoveryReport:
+        """Cut torn pack tails and index whole blobs that a crash left unindexed."""
+        report = RecoveryReport()
+        committed = self.committed_packs()
+        for pack_no, path in sorted(self.pack_files().items()):
+            size = path.stat().st_size
+            done = committed.get(pack_no, 0)
+            if size == done:
+                continue
+            if size < done:
+                continue  # lost committed bytes: `check` reports the blobs, never hide it
+            fd = os.open(path, os.O_RDWR)
+            try:
+                start = done
+                if done == 0:
+                    if read_file_header(fd) != pack_no:
+                        # Crashed while creating it: nothing in it was ever indexed.
+                        os.close(fd)
+                        fd = -1
+                        path.unlink()
+                        report.truncated.append((pack_no, 0, "pack header incomplete"))
+                        continue
+                    start = FILE_HEADER.size
+                entries: list[PackEntry] = []
+                end = start
+                for item in scan_pack(fd, start, size, verify=True):
+                    if isinstance(item, ScanStop):
+                        report.truncated.append((pack_no, item.offset, item.reason))
+                        break
+                    entries.append(item)
+                    end = item.offset + item.stored_len
+                if end < size:
+                    os.ftruncate(fd, end)
+                os.fdatasync(fd)
+                with self._db.write_batch(sync=True) as batch:
+                    for e in entries:
+                        if self._db.get(ix.blob_key(e.blob_id)) is None:
+                            loc = ix.BlobLocation(
+                                pack_no, e.offset, e.stored_len, e.plain_len, e.kind
+                            )
+                            batch.put(ix.blob_key(e.blob_id), loc.encode())
+                            if e.dedup_key is not None:
+                                batch.put(ix.dedup_key(e.dedup_key), bytes(e.blob_id))
+                            report.reindexed += 1
+                    batch.put(ix.pack_key(pack_no), ix.encode_pack_len(end))
+            finally:
+                if fd >= 0:
+                    os.close(fd)
+        return report
+
+
+class BlobWriter:
+    """The write capability of one ``Store.writer()`` session."""
+
+    def __init__(self, appender: _Appender) -> None:
+        self._appender = appender
+        self.blobs_written = 0
+        self.bytes_written = 0
+
+    def put(
+        self,
+        sealed: bytes,
+        kind: BlobKind,
+        plain_len: int,
+        dedup_key: bytes | None = None,
+        blob_id: BlobId | None = None,
+    ) -> BlobId:
+        """Append a sealed blob (unless already stored) and return its id.
+
+        Args:
+            sealed: the blob's bytes as they will be stored and sent.
+            kind: what it holds.
+            plain_len: plaintext length in bytes (0 when unknown, for peers' blobs).
+            dedup_key: the keyed hash of the plaintext, for the owner's own data.
+            blob_id: the id if the caller computed it already.
+
+        Raises:
+            StoreFull: the disk is full; this blob was not stored.
+            RepoError: an earlier background flush failed; the session is unusable.
+        """
+        bid = blob_id if blob_id is not None else blob_id_of(sealed)
+        if self._appender.append(bid, sealed, kind, plain_len, dedup_key):
+            self.blobs_written += 1
+            self.bytes_written += len(sealed)
+        return bid
+
+    def flush(self) -> None:
+        """Make everything appended so far durable and indexed."""
+        self._appender.flush(wait=True)
+
+
+class _Appender:
+    """Appends blobs to the current pack and commits them to the index in the background.
+
+    At most one flush job runs at a time, in one background thread, while the caller
+    keeps appending (the measured best, packs-field-notes.md config H).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.RLock()
+        self.pending: dict[bytes, ix.BlobLocation] = {}
+        self.pending_dedup: dict[bytes, BlobId] = {}
+        self._fd = -1
+        self._pack_no = -1
+        self._offset = 0
+        # (blob id, its location or None if already indexed, dedup key or None)
+        self._batch_items: list[tuple[BlobId, ix.BlobLocation | None, bytes | None]] = []
+        self._dirty = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._inflight: Future[None] | None = None
+        self._failed: BaseException | None = None
+
+    def append(
+        self,
+        blob_id: BlobId,
+        sealed: bytes,
+        kind: BlobKind,
+        plain_len: int,
+        dedup_key: bytes | None,
+    ) -> bool:
+        with self._lock:
+            if self._failed is not None:
+                raise RepoError(f"store writes failed earlier: {self._failed}")
+            if blob_id in self.pending or self._store._db.get(ix.blob_key(blob_id)):
+                if dedup_key is not None and dedup_key not in self.pending_dedup:
+                    self._batch_items.append((blob_id, None, dedup_key))
+                    self.pending_dedup[dedup_key] = blob_id
+                return False
+            size = ENTRY_HEADER.size + len(sealed)
+            if self._fd < 0 or self._offset + size > PACK_TARGET_SIZE:
+                self._roll()
+            head = entry_header(blob_id, dedup_key, len(sealed), plain_len, kind)
+            try:
+                written = os.writev(self._fd, [head, sealed])
+                if written != size:
+                    raise OSError(errno.ENOSPC, "short write")
+            except OSError as exc:
+                # Undo a partial append so the pack still ends on an entry boundary.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._fd, self._offset)
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StoreFull(
+                        f"disk full while writing pack {self._pack_no:08d}; "
+                        "free space and run the operation again"
+                    ) from exc
+                raise RepoError(f"cannot write pack {self._pack_no:08d}: {exc}") from exc
+            loc = ix.BlobLocation(
+                self._pack_no, self._offset + ENTRY_HEADER.size, len(sealed), plain_len, kind
+            )
+            self.pending[blob_id] = loc
+            if dedup_key is not None:
+                self.pending_dedup[dedup_key] = blob_id
+            self._batch_items.append((blob_id, loc, dedup_key))
+            self._offset += size
+            self._dirty += size
+            if self._dirty >= FLUSH_EVERY:
+                self.flush(wait=False)
+            return True
+
+    def _roll(self) -> None:
+        """Close the current pack (flushing it) and start the next one."""
+        if self._fd >= 0:
+            self.flush(wait=False, close_fd=True)
+        packs = self._store.pack_files()
+        known = set(packs) | set(self._store.committed_packs())
+        self._pack_no = max(known, default=0) + 1
+        path = self._store.pack_path(self._pack_no)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, file_header(self._pack_no))
+        except OSError as exc:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFull("disk full while creating a pack; free space and retry") from exc
+            raise
+        # The new pack's directory entry must be durable before any index entry names it.
+        fsync_dir(self._store.root / "packs")
+        self._fd = fd
+        self._offset = FILE_HEADER.size
+        self._dirty = FILE_HEADER.size
+
+    def flush(self, *, wait: bool, close_fd: bool = False) -> None:
+        """Commit what was appended: fdatasync the pack, then write the index batch."""
+        with self._lock:
+            if self._failed is not None:
+                raise RepoError(f"store writes failed earlier: {self._failed}")
+            if self._fd < 0:
+                self._wait()
+                return
+            items, self._batch_items = self._batch_items, []
+            fd, pack_no, length = self._fd, self._pack_no, self._offset
+            self._dirty = 0
+            if close_fd:
+                self._fd, self._pack_no, self._offset = -1, -1, 0
+            job = _FlushJob(self, fd, pack_no, length, items, close_fd)
+            self._wait()  # at most one job in flight: keeps memory and lag bounded
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="sv-flush")
+            self._inflight = self._pool.submit(job.run)
+            if wait:
+                self._wait()
+
+    def _wait(self) -> None:
+        if self._inflight is not None:
+            future, self._inflight = self._inflight, None
+            try:
+                future.result()
+            except BaseException as exc:
+                self._failed = exc
+                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StoreFull("disk full while committing; free space and retry") from exc
+                raise RepoError(f"committing to the store failed: {exc}") from exc
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                if self._failed is None:
+                    if self._fd >= 0:
+                        self.flush(wait=True, close_fd=True)
+                    self._wait()
+            finally:
+                if self._fd >= 0:
+                    os.close(self._fd)
+                    self._fd = -1
+                if self._pool is not None:
+                    self._pool.shutdown(wait=True)
+                    self._pool = None
+
+
+@dataclass
+class _FlushJob:
+    appender: _Appender
+    fd: int
+    pack_no: int
+    length: int
+    items: list[tuple[BlobId, ix.BlobLocation | None, bytes | None]]
+    close_fd: bool
+
+    def run(self) -> None:
+        store = self.appender._store
+        try:
+            os.fdatasync(self.fd)  # the pack data is durable BEFORE the index names it
+            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            with store._db.write_batch(sync=True) as batch:
+                for blob_id, loc, dedup in self.items:
+                    if loc is not None:
+                        batch.put(ix.blob_key(blob_id), loc.encode())
+                    if dedup is not None:
+                        batch.put(ix.dedup_key(dedup), bytes(blob_id))
+                batch.put(ix.pack_key(self.pack_no), ix.encode_pack_len(self.length))
+        finally:
+            if self.close_fd:
+                os.close(self.fd)
+        # Only now may readers stop seeing these in the pending maps.
+        for blob_id, loc, dedup in self.items:
+            if loc is not None:
+                self.appender.pending.pop(blob_id, None)
+            if dedup is not None:
+                self.appender.pending_dedup.pop(dedup, None)
