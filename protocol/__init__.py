@@ -11,20 +11,44 @@ Terms:
 
 from ._blob import (
     BLOB_FORMAT_VERSION as BLOB_FORMAT_VERSION,
+)
+from ._blob import (
     BLOB_HEADER_SIZE as BLOB_HEADER_SIZE,
+)
+from ._blob import (
     BLOB_NONCE_SIZE as BLOB_NONCE_SIZE,
+)
+from ._blob import (
     BLOB_OVERHEAD as BLOB_OVERHEAD,
+)
+from ._blob import (
     BLOB_TAG_SIZE as BLOB_TAG_SIZE,
+)
+from ._blob import (
     FLAG_ZSTD as FLAG_ZSTD,
+)
+from ._blob import (
     MAX_BLOB_SIZE as MAX_BLOB_SIZE,
+)
+from ._blob import (
     BlobFormatError as BlobFormatError,
+)
+from ._blob import (
     BlobHeader as BlobHeader,
+)
+from ._blob import (
     parse_blob_header as parse_blob_header,
 )
 from ._ids import (
     ID_SIZE as ID_SIZE,
+)
+from ._ids import (
     BlobId as BlobId,
+)
+from ._ids import (
     blob_id_of as blob_id_of,
+)
+from ._ids import (
     parse_hex_id as parse_hex_id,
 )
 

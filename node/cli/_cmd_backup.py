@@ -26,7 +26,9 @@ from ._errors import EXIT_WARNINGS, CliError, user_errors
 
 def backup(
     paths: Annotated[list[Path], typer.Argument(help="Files and directories to back up.")],
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Tag the snapshot (repeatable).")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Tag the snapshot (repeatable).")
+    ] = None,
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude", help="gitignore-style pattern (repeatable).")
     ] = None,

@@ -12,7 +12,8 @@ import typer
 
 from node.ops import diff as diff_snapshots
 from node.ops import dump as dump_file
-from node.ops import filter_snapshots, find as find_entries, list_dir, node_json, snapshot_json
+from node.ops import filter_snapshots, list_dir, node_json, snapshot_json
+from node.ops import find as find_entries
 from node.repo import DIR, SYMLINK, list_snapshots, resolve_snapshot
 
 from ._common import HomeOpt, JsonOpt, PasswordFileOpt, human_bytes, opened, print_json
@@ -24,8 +25,12 @@ def _when(time_ns: int) -> str:
 
 
 def snapshots(
-    tag: Annotated[list[str] | None, typer.Option("--tag", help="Only snapshots with this tag.")] = None,
-    path: Annotated[list[str] | None, typer.Option("--path", help="Only snapshots of this path.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only snapshots with this tag.")
+    ] = None,
+    path: Annotated[
+        list[str] | None, typer.Option("--path", help="Only snapshots of this path.")
+    ] = None,
     home: HomeOpt = None,
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
@@ -40,8 +45,10 @@ def snapshots(
         print(f"{'ID':<10} {'Time':<20} {'Host':<16} {'Tags':<16} {'Size':>10}  Paths")
         for s in snaps:
             size = human_bytes(int(s.summary.get("bytes_processed", 0)))
-            print(f"{s.short_id:<10} {_when(s.time_ns):<20} {s.host[:16]:<16} "
-                  f"{','.join(s.tags)[:16]:<16} {size:>10}  {', '.join(s.paths)}")
+            print(
+                f"{s.short_id:<10} {_when(s.time_ns):<20} {s.host[:16]:<16} "
+                f"{','.join(s.tags)[:16]:<16} {size:>10}  {', '.join(s.paths)}"
+            )
         print(f"{len(snaps)} snapshots")
 
 
@@ -59,7 +66,9 @@ def _line(path: str, node: object) -> str:
 def ls(
     snapshot: Annotated[str, typer.Argument(help="Snapshot id, prefix, or 'latest'.")],
     path: Annotated[str, typer.Argument(help="Absolute path inside the snapshot.")] = "/",
-    recursive: Annotated[bool, typer.Option("--recursive", "-r", help="List everything below.")] = False,
+    recursive: Annotated[
+        bool, typer.Option("--recursive", "-r", help="List everything below.")
+    ] = False,
     home: HomeOpt = None,
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
@@ -78,7 +87,9 @@ def ls(
 
 def find(
     pattern: Annotated[str, typer.Argument(help="Glob on names (or on paths if it has a '/').")],
-    snapshot: Annotated[str | None, typer.Option("--snapshot", help="Search only this snapshot.")] = None,
+    snapshot: Annotated[
+        str | None, typer.Option("--snapshot", help="Search only this snapshot.")
+    ] = None,
     home: HomeOpt = None,
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
@@ -103,11 +114,10 @@ def dump(
     password_file: PasswordFileOpt = None,
 ) -> None:
     """Write one file's bytes from a snapshot to standard output."""
-    with user_errors():
-        with opened(home, password_file) as repo:
-            snap = resolve_snapshot(repo, snapshot)
-            dump_file(repo, snap, path, sys.stdout.buffer)
-            sys.stdout.buffer.flush()
+    with user_errors(), opened(home, password_file) as repo:
+        snap = resolve_snapshot(repo, snapshot)
+        dump_file(repo, snap, path, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
 
 
 def diff(

@@ -10,7 +10,15 @@ import typer
 from node.ops import run_check, run_stats
 from node.repo import Subset
 
-from ._common import HomeOpt, JsonOpt, PasswordFileOpt, TerminalProgress, human_bytes, opened, print_json
+from ._common import (
+    HomeOpt,
+    JsonOpt,
+    PasswordFileOpt,
+    TerminalProgress,
+    human_bytes,
+    opened,
+    print_json,
+)
 from ._errors import EXIT_ERROR, CliError, user_errors
 
 
@@ -39,7 +47,8 @@ def check(
                 raise CliError(str(exc), 2) from exc
         with opened(home, password_file) as repo:
             recovery = repo.store.recovery
-            progress = TerminalProgress("check", repo.store.committed_packs() and sum(repo.store.committed_packs().values()))
+            total = sum(repo.store.committed_packs().values()) if read_data or subset else None
+            progress = TerminalProgress("check", total)
             try:
                 report = run_check(
                     repo,
@@ -83,7 +92,9 @@ def check(
             raise typer.Exit(EXIT_ERROR)
 
 
-def stats(home: HomeOpt = None, password_file: PasswordFileOpt = None, json_out: JsonOpt = False) -> None:
+def stats(
+    home: HomeOpt = None, password_file: PasswordFileOpt = None, json_out: JsonOpt = False
+) -> None:
     """Show how much is stored, dedup and compression ratios, and unreferenced space."""
     with user_errors():
         with opened(home, password_file) as repo:
@@ -97,4 +108,6 @@ def stats(home: HomeOpt = None, password_file: PasswordFileOpt = None, json_out:
         print(f"blobs / packs:      {result.blob_count} / {result.pack_count}")
         print(f"dedup ratio:        {result.dedup_ratio:.2f}x")
         print(f"compression ratio:  {result.compression_ratio:.2f}x")
-        print(f"unreferenced:       {human_bytes(result.unreferenced_bytes)} in {result.unreferenced_blobs} blobs")
+        print(
+            f"unreferenced:       {human_bytes(result.unreferenced_bytes)} in {result.unreferenced_blobs} blobs"
+        )

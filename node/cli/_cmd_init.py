@@ -70,9 +70,7 @@ def init(
         options = InitOptions(chunker=chunker, compression=level, kdf=kdf)
         repo_id = init_home(paths, passphrase, options, example_config_text())
         if generated:
-            fd = os.open(
-                paths.generated_passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
-            )
+            fd = os.open(paths.generated_passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(passphrase + "\n")
         pub = bytes(identity_of(paths).verify_key).hex()

@@ -12,7 +12,15 @@ import typer
 from node.ops import RestoreOptions, run_restore
 from node.repo import resolve_snapshot
 
-from ._common import HomeOpt, JsonOpt, PasswordFileOpt, TerminalProgress, human_bytes, opened, print_json
+from ._common import (
+    HomeOpt,
+    JsonOpt,
+    PasswordFileOpt,
+    TerminalProgress,
+    human_bytes,
+    opened,
+    print_json,
+)
 from ._errors import EXIT_ERROR, user_errors
 
 
@@ -21,12 +29,16 @@ def restore(
     target: Annotated[Path, typer.Option("--target", help="Directory to restore into.")],
     include: Annotated[
         list[str] | None,
-        typer.Option("--include", help="Restore only paths matching (gitignore-style; repeatable)."),
+        typer.Option(
+            "--include", help="Restore only paths matching (gitignore-style; repeatable)."
+        ),
     ] = None,
     exclude: Annotated[
         list[str] | None, typer.Option("--exclude", help="Skip paths matching (repeatable).")
     ] = None,
-    verify: Annotated[bool, typer.Option("--verify", help="Re-read and compare what was written.")] = False,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Re-read and compare what was written.")
+    ] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing files (never done without it).")
     ] = False,
@@ -49,7 +61,9 @@ def restore(
                 overwrite=overwrite,
                 verify=verify,
             )
-            progress = TerminalProgress("restore", int(snap.summary.get("bytes_processed", 0)) or None)
+            progress = TerminalProgress(
+                "restore", int(snap.summary.get("bytes_processed", 0)) or None
+            )
             try:
                 summary = run_restore(repo, snap, opts, progress if progress.enabled else None)
             finally:

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +19,9 @@ from ._passphrase import get_passphrase
 HomeOpt = Annotated[
     Path | None,
     typer.Option(
-        "--home", help="Node home (default: $SHADOWVAULT_HOME or ~/.shadowvault).", show_default=False
+        "--home",
+        help="Node home (default: $SHADOWVAULT_HOME or ~/.shadowvault).",
+        show_default=False,
     ),
 ]
 PasswordFileOpt = Annotated[
@@ -118,8 +120,6 @@ def scan_size(paths: list[Path]) -> int:
             continue
         for dirpath, _, files in os.walk(root):
             for name in files:
-                try:
+                with suppress(OSError):
                     total += os.lstat(os.path.join(dirpath, name)).st_size
-                except OSError:
-                    pass
     return total

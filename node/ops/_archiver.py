@@ -19,9 +19,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from protocol import BlobId, blob_id_of
-
 from node.repo import BlobKind, BlobWriter, Repository, Sealer
+from protocol import BlobId, blob_id_of
 
 BATCH_BYTES = 8 * 1024 * 1024
 IN_FLIGHT = 2

@@ -28,8 +28,6 @@ from typing import Protocol
 
 import pathspec
 
-from protocol import BlobId
-
 from node.repo import (
     DIR,
     FILE,
@@ -44,6 +42,7 @@ from node.repo import (
     resolve_snapshot,
     save_snapshot,
 )
+from protocol import BlobId
 
 from ._archiver import ChunkPipeline, ChunkStats, store_tree
 
@@ -152,7 +151,7 @@ def _read_xattrs(path: bytes) -> dict[bytes, bytes]:
     return out
 
 
-def _load_excludes(opts: BackupOptions) -> pathspec.PathSpec | None:
+def _load_excludes(opts: BackupOptions) -> pathspec.GitIgnoreSpec | None:
     lines = list(opts.excludes)
     for path in opts.exclude_files:
         try:
@@ -297,7 +296,8 @@ class _Backup:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
-            raise _Skip("vanished" if isinstance(exc, FileNotFoundError) else exc.strerror)
+            reason = "vanished" if isinstance(exc, FileNotFoundError) else exc.strerror
+            raise _Skip(reason) from exc
         try:
             before = os.fstat(fd)
             if not stat.S_ISREG(before.st_mode):
@@ -372,7 +372,7 @@ class _Backup:
         try:
             st = os.lstat(raw)
         except OSError as exc:
-            self.warn(raw, "vanished" if isinstance(exc, FileNotFoundError) else exc.strerror)
+            self.warn(raw, "vanished" if isinstance(exc, FileNotFoundError) else str(exc.strerror))
             return None
         self._root_dev = st.st_dev
         try:

@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from protocol import BlobId
-
 from node.repo import DIR, FILE, SYMLINK, Node, RepoError, Repository, Snapshot, load_tree
+from protocol import BlobId
 
 _TYPE_NAMES = {
     FILE: "file",
@@ -111,7 +110,9 @@ def list_dir(
     yield from _walk(repo, tree, "" if base == "/" else base, recursive)
 
 
-def _walk(repo: Repository, tree: BlobId, prefix: str, recursive: bool) -> Iterator[tuple[str, Node]]:
+def _walk(
+    repo: Repository, tree: BlobId, prefix: str, recursive: bool
+) -> Iterator[tuple[str, Node]]:
     for child in load_tree(repo, tree):
         child_path = f"{prefix}/{os.fsdecode(child.name)}"
         yield child_path, child

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from protocol import BlobId
-
 from node.repo import (
     CheckReport,
     Problem,
@@ -17,6 +15,7 @@ from node.repo import (
     walk_references,
 )
 from node.repo import ProgressFn as ProgressFn
+from protocol import BlobId
 
 
 def run_check(

@@ -102,7 +102,7 @@ class _DirHandle:
             os.close(self.fd)
 
 
-def _matcher(patterns: Sequence[str]) -> pathspec.PathSpec | None:
+def _matcher(patterns: Sequence[str]) -> pathspec.GitIgnoreSpec | None:
     lines = [p for p in patterns if p.strip()]
     return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
 
@@ -141,9 +141,7 @@ class _Restorer:
 
     # -- walking ------------------------------------------------------------------------
 
-    def restore_tree(
-        self, handle: _DirHandle, tree_id: bytes, rel: str, include_all: bool
-    ) -> None:
+    def restore_tree(self, handle: _DirHandle, tree_id: bytes, rel: str, include_all: bool) -> None:
         from protocol import BlobId
 
         nodes = load_tree(self.repo, BlobId(tree_id))
@@ -300,7 +298,9 @@ class _Restorer:
         job.digest = hasher.digest()
         return written
 
-    def set_meta(self, fd_or_dir: int, node: Node, *, is_link: bool, fd_based: bool = False) -> None:
+    def set_meta(
+        self, fd_or_dir: int, node: Node, *, is_link: bool, fd_based: bool = False
+    ) -> None:
         if fd_based:
             if self.is_root:
                 os.fchown(fd_or_dir, node.uid, node.gid)
@@ -327,7 +327,9 @@ class _Restorer:
                 self.summary.bytes_written += n
                 self.written.append(job)
                 if self.progress is not None:
-                    self.progress.file_done(self.summary.files, self.summary.bytes_written, job.path)
+                    self.progress.file_done(
+                        self.summary.files, self.summary.bytes_written, job.path
+                    )
             except (RepoError, OSError) as exc:
                 self.error(job.path, str(exc) if isinstance(exc, RepoError) else exc.strerror)
             finally:

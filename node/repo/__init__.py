@@ -42,14 +42,14 @@ from ._repository import open_repository as open_repository
 from ._seal import COMPRESSION_OFF as COMPRESSION_OFF
 from ._seal import Sealer as Sealer
 from ._seal import parse_compression as parse_compression
-from ._store import BlobWriter as BlobWriter
-from ._store import RecoveryReport as RecoveryReport
 from ._snapshot import Snapshot as Snapshot
 from ._snapshot import delete_snapshot_record as delete_snapshot_record
 from ._snapshot import list_snapshots as list_snapshots
 from ._snapshot import load_snapshot as load_snapshot
 from ._snapshot import resolve_snapshot as resolve_snapshot
 from ._snapshot import save_snapshot as save_snapshot
+from ._store import BlobWriter as BlobWriter
+from ._store import RecoveryReport as RecoveryReport
 from ._store import Store as Store
 from ._tree import DIR as DIR
 from ._tree import FILE as FILE

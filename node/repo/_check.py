@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from protocol import BlobId, blob_id_of
 
-from ._errors import CorruptBlob
+from ._errors import CorruptBlob, RepoError
 from ._pack import ENTRY_HEADER, FILE_HEADER, BlobKind, ScanStop, read_file_header, scan_pack
 from ._repository import Repository
 from ._seal import Sealer
@@ -232,18 +232,17 @@ def _packs_to_index(
                     break
                 try:
                     loc = store.location(item.blob_id)
-                except Exception:  # noqa: BLE001 - absence and damage both mean "unindexed"
+                except RepoError:  # absent or damaged both mean "unindexed"
                     loc = None
-                if loc is None or loc.pack != no or loc.offset != item.offset:
-                    if loc is None:
-                        report.warnings.append(
-                            Problem(
-                                "unindexed_blob",
-                                "in a pack but not in the index",
-                                item.blob_id.hex(),
-                                no,
-                            )
+                if loc is None:
+                    report.warnings.append(
+                        Problem(
+                            "unindexed_blob",
+                            "in a pack but not in the index",
+                            item.blob_id.hex(),
+                            no,
                         )
+                    )
 
 
 class _open_ro:
@@ -311,7 +310,7 @@ def _read_data(
                         continue
                     try:
                         loc = store.location(item.blob_id)
-                    except Exception:  # noqa: BLE001 - reported by the structural passes
+                    except RepoError:  # absent or damaged: the structural passes report it
                         continue
                     if loc.pack != no or loc.offset != item.offset:
                         continue  # a stale duplicate; the indexed copy is checked in its pack

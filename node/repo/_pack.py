@@ -6,7 +6,8 @@ Layout (little-endian)::
     file-header (16 bytes) = magic "SVPACK1\\n" (8) || pack number u32 || reserved u32 (0)
     entry = entry-header (80 bytes) || sealed blob (stored_len bytes)
     entry-header = blob id (32) || dedup key (32, zero if none) || stored_len u32
-                   || plain_len u32 || kind u8 || reserved (3, zero) || crc32 of the preceding 76 bytes u32
+                   || plain_len u32 || kind u8 || reserved (3, zero)
+                   || crc32 of the preceding 76 bytes u32
 
 Packs are self-describing so the index can be rebuilt from them: an entry is valid when
 its header CRC matches and BLAKE3 of its body equals its blob id. A crash can leave only

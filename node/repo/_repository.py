@@ -8,7 +8,8 @@ keyed dedup hash; layers above never touch packs or keys directly.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
 import blake3
 import nacl.signing
 
@@ -39,7 +40,7 @@ from ._store import Store, StoreMeta
 class InitOptions:
     """Choices fixed when a node home is created."""
 
-    chunker: ChunkerParams = ChunkerParams()
+    chunker: ChunkerParams = field(default_factory=ChunkerParams)
     compression: int = 3
     kdf: KdfParams | None = None
     """Argon2id cost; None means the default profile."""

@@ -173,8 +173,7 @@ def resolve_snapshot(repo: Repository, ref: str, snaps: list[Snapshot] | None = 
         raise RepoError(f"no snapshot matches {ref!r}")
     if len(hits) > 1:
         raise RepoError(
-            f"snapshot prefix {ref!r} is ambiguous: "
-            + ", ".join(s.short_id for s in hits[:5])
+            f"snapshot prefix {ref!r} is ambiguous: " + ", ".join(s.short_id for s in hits[:5])
         )
     return hits[0]
 
