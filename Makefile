@@ -19,7 +19,7 @@ $(STAMP): requirements.lock pyproject.toml
 
 # Initialise a node home with embedded defaults if there is none, then start the node.
 run: install
-	@SHADOWVAULT_HOME="$(HOME_DIR)" $(BIN)/shadowvault node run
+	@SHADOWVAULT_HOME="$(HOME_DIR)" $(BIN)/shadowvault node run --init
 
 test: install
 	$(BIN)/python -m pytest -q

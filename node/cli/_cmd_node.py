@@ -1,0 +1,91 @@
+"""`shadowvault node run`: the daemon in the foreground."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from typing import Annotated
+
+import trio
+import typer
+
+from config import example_config_text
+from node.daemon import DEFAULT_API, run_daemon
+from node.repo import InitOptions, init_home, kdf_params_from_env, resolve_home
+
+from ._common import HomeOpt, PasswordFileOpt
+from ._errors import user_errors
+from ._passphrase import get_new_passphrase, get_passphrase
+
+node_app = typer.Typer(help="Run and inspect the node daemon.", no_args_is_help=True)
+
+
+@node_app.command("run")
+def run(
+    home: HomeOpt = None,
+    password_file: PasswordFileOpt = None,
+    api: Annotated[str, typer.Option("--api", help="HOST:PORT of the HTTP API.")] = DEFAULT_API,
+    init: Annotated[
+        bool,
+        typer.Option(
+            "--init/--no-init",
+            help="Create the node home first if there is none (passphrase asked on a "
+            "terminal, otherwise generated into <home>/passphrase).",
+        ),
+    ] = False,
+) -> None:
+    """Run the node in the foreground until SIGINT or SIGTERM.
+
+    Exit codes: 0 stopped cleanly; 1 could not start (no node, wrong passphrase, in use).
+    """
+    with user_errors():
+        paths = resolve_home(home)
+        if init and not paths.holds_node():
+            if (
+                sys.stdin.isatty()
+                and password_file is None
+                and not os.environ.get("SHADOWVAULT_PASSWORD")
+            ):
+                passphrase = get_new_passphrase(None)
+                generated = False
+            else:
+                try:
+                    passphrase = get_new_passphrase(password_file)
+                    generated = False
+                except Exception:
+                    passphrase, generated = secrets.token_urlsafe(32), True
+            init_home(
+                paths, passphrase, InitOptions(kdf=kdf_params_from_env()), example_config_text()
+            )
+            if generated:
+                fd = os.open(
+                    paths.generated_passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+                )
+                with os.fdopen(fd, "w") as f:
+                    f.write(passphrase + "\n")
+                print(
+                    f"initialised {paths.root}; the passphrase was generated into "
+                    f"{paths.generated_passphrase} (mode 0600): keep a copy somewhere safe",
+                    flush=True,
+                )
+            else:
+                print(f"initialised {paths.root}", flush=True)
+        passphrase = get_passphrase(password_file, paths)
+
+        async def main() -> None:
+            shutdown = trio.Event()
+            async with trio.open_nursery() as nursery:
+                facts = await nursery.start(
+                    lambda task_status: run_daemon(
+                        paths, passphrase, api, shutdown=shutdown, task_status=task_status
+                    )
+                )
+                print(f"peer id   {facts['peer_id']}", flush=True)
+                print(
+                    "addresses (none: the libp2p mesh is not enabled in this version)", flush=True
+                )
+                print(f"api       {facts['api']}/api/v1", flush=True)
+                print(f"token     {paths.root / 'api.token'}", flush=True)
+
+        trio.run(main)

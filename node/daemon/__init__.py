@@ -1,0 +1,21 @@
+"""The node daemon: a trio process holding the store and serving the HTTP API.
+
+Terms:
+    owner token: the admin bearer token written at first start to ``<home>/api.token``.
+"""
+
+from ._peer_id import peer_id_of as peer_id_of
+from ._service import DEFAULT_API as DEFAULT_API
+from ._service import run_daemon as run_daemon
+from ._tokens import ROLES as ROLES
+from ._tokens import create_token as create_token
+from ._tokens import ensure_owner_token as ensure_owner_token
+
+__all__ = [
+    "DEFAULT_API",
+    "ROLES",
+    "create_token",
+    "ensure_owner_token",
+    "peer_id_of",
+    "run_daemon",
+]
