@@ -52,7 +52,10 @@ class BlobLocation:
     @classmethod
     def decode(cls, raw: bytes) -> BlobLocation:
         """Raises ValueError on a record of the wrong size or an unknown kind."""
-        pack, offset, stored_len, plain_len, kind = _LOCATION.unpack(raw)
+        try:
+            pack, offset, stored_len, plain_len, kind = _LOCATION.unpack(raw)
+        except struct.error as exc:
+            raise ValueError(f"blob record of {len(raw)} bytes") from exc
         return cls(pack, offset, stored_len, plain_len, BlobKind(kind))
 
 
@@ -77,7 +80,11 @@ def encode_pack_len(n: int) -> bytes:
 
 
 def decode_pack_len(raw: bytes) -> int:
-    return int(_PACK_LEN.unpack(raw)[0])
+    """Raises ValueError on a record of the wrong size."""
+    try:
+        return int(_PACK_LEN.unpack(raw)[0])
+    except struct.error as exc:
+        raise ValueError(f"pack record of {len(raw)} bytes") from exc
 
 
 def blob_id_of_key(key: bytes) -> BlobId:

@@ -116,6 +116,11 @@ class Sealer:
         if not header.compressed:
             return bytes(body)
         try:
+            # decompress() trusts a size declared in the frame header over max_output_size,
+            # so a hostile frame must be refused on its declared size first.
+            declared = zstandard.frame_content_size(body)
+            if declared > MAX_PLAINTEXT:
+                raise CorruptBlob(blob_id, f"declares {declared} bytes, over the limit")
             return bytes(self._decompressor.decompress(body, max_output_size=MAX_PLAINTEXT))
         except zstandard.ZstdError as exc:
             raise CorruptBlob(blob_id, f"does not decompress: {exc}") from exc

@@ -67,6 +67,15 @@ FLUSH_EVERY = 32 * MiB
 """Bytes appended between fdatasync + index commits; 16-128 MiB measured within 10 %."""
 
 
+def _is_no_space(exc: BaseException) -> bool:
+    """True for ENOSPC/EDQUOT, from the OS or from LevelDB (which reports it as text)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, plyvel.Error) and (
+        "No space left" in str(exc) or "Disk quota exceeded" in str(exc)
+    )
+
+
 def _leveldb_options() -> dict[str, Any]:
     # Index only: payloads live in packs, so the buffers never fill and bigger ones buy
     # nothing (packs-field-notes.md section 1). Sealed data does not compress: no snappy.
@@ -116,7 +125,9 @@ class StoreMeta:
         if not isinstance(doc, dict) or doc.get("format") != STORE_FORMAT:
             raise FormatError("not a ShadowVault store (foreign metadata)")
         version = doc.get("version")
-        if not isinstance(version, int) or version > STORE_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise FormatError(f"store metadata is damaged: bad version field {version!r}")
+        if version > STORE_VERSION:
             raise FormatError(
                 f"store format version {version} is newer than this shadowvault supports "
                 f"({STORE_VERSION}); upgrade shadowvault"
@@ -146,6 +157,8 @@ class RecoveryReport:
     reindexed: int = 0
     truncated: list[tuple[int, int, str]] = field(default_factory=list)
     """(pack, offset cut at, reason) for each torn tail removed."""
+    rebuilt_pack_records: list[int] = field(default_factory=list)
+    """Packs whose damaged length record was rebuilt by re-scanning them."""
 
 
 class Store:
@@ -164,6 +177,7 @@ class Store:
         self._read_fds_lock = threading.Lock()
         self._appender = _Appender(self)
         self.recovery = RecoveryReport()
+        self.damaged_pack_records: list[bytes] = []
         self._closed = False
 
     # -- life cycle -------------------------------------------------------------------
@@ -210,6 +224,10 @@ class Store:
                     f"store index is damaged ({exc}); run `shadowvault repair index`"
                 ) from exc
             except plyvel.Error as exc:
+                if _is_no_space(exc):
+                    raise StoreFull(
+                        "disk full while opening the store; free space and retry"
+                    ) from exc
                 raise FormatError(f"cannot open store index: {exc}") from exc
             try:
                 raw = db.get(ix.META_KEY)
@@ -224,6 +242,13 @@ class Store:
             raise
         try:
             store.recovery = store._recover()
+        except (OSError, plyvel.Error) as exc:
+            store.close()
+            if _is_no_space(exc):
+                raise StoreFull(
+                    "disk full while recovering the store; free space and retry"
+                ) from exc
+            raise RepoError(f"recovering the store failed: {exc}") from exc
         except BaseException:
             store.close()
             raise
@@ -330,11 +355,20 @@ class Store:
             yield ix.blob_id_of_key(key), loc
 
     def committed_packs(self) -> dict[int, int]:
-        """Pack number -> committed length, as the index records them."""
-        return {
-            ix.pack_no_of_key(k): ix.decode_pack_len(v)
-            for k, v in self._db.iterator(prefix=ix.PACK_PREFIX)
-        }
+        """Pack number -> committed length, as the index records them.
+
+        A damaged record is left out (and listed in ``damaged_pack_records``): the pack is
+        then treated as uncommitted, so recovery re-scans it and writes a fresh record.
+        """
+        out = {}
+        damaged = []
+        for key, value in self._db.iterator(prefix=ix.PACK_PREFIX):
+            try:
+                out[ix.pack_no_of_key(key)] = ix.decode_pack_len(value)
+            except (ValueError, IndexError):
+                damaged.append(key)
+        self.damaged_pack_records = damaged
+        return out
 
     def pack_files(self) -> dict[int, Path]:
         """Pack number -> path of every pack file on disk."""
@@ -389,6 +423,8 @@ class Store:
         """Cut torn pack tails and index whole blobs that a crash left unindexed."""
         report = RecoveryReport()
         committed = self.committed_packs()
+        for key in self.damaged_pack_records:
+            report.rebuilt_pack_records.append(ix.pack_no_of_key(key))
         for pack_no, path in sorted(self.pack_files().items()):
             size = path.stat().st_size
             done = committed.get(pack_no, 0)
@@ -509,7 +545,11 @@ class _Appender:
         with self._lock:
             if self._failed is not None:
                 raise RepoError(f"store writes failed earlier: {self._failed}")
-            if blob_id in self.pending or self._store._db.get(ix.blob_key(blob_id)):
+            # With a dedup key the caller has looked the content up already, and a fresh
+            # random nonce makes an existing blob with this id impossible: skip the get.
+            if blob_id in self.pending or (
+                dedup_key is None and self._store._db.get(ix.blob_key(blob_id)) is not None
+            ):
                 if dedup_key is not None and dedup_key not in self.pending_dedup:
                     self._batch_items.append((blob_id, None, dedup_key))
                     self.pending_dedup[dedup_key] = blob_id
@@ -596,7 +636,7 @@ class _Appender:
                 future.result()
             except BaseException as exc:
                 self._failed = exc
-                if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                if _is_no_space(exc):
                     raise StoreFull("disk full while committing; free space and retry") from exc
                 raise RepoError(f"committing to the store failed: {exc}") from exc
 

@@ -170,7 +170,7 @@ def decode_tree(data: bytes) -> list[Node]:
             raise TreeFormatError(f"duplicate entry name {name!r}")
         seen.add(name)
         kind = raw.get("t")
-        if kind not in _TYPES:
+        if not isinstance(kind, str) or kind not in _TYPES:
             raise TreeFormatError(f"entry {name!r} has unknown type {kind!r}")
         chunks_raw = raw.get("c", [])
         if not isinstance(chunks_raw, list):
