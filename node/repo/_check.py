@@ -328,15 +328,15 @@ def _read_data(
                 if stopped_at is not None:
                     # A damaged entry header hides the rest of the pack from a scan: read
                     # the blobs the index places after it directly (rare: one index pass).
-                    for blob_id, loc in store.iter_blobs():
-                        if loc is None or loc.pack != no or loc.offset <= stopped_at:
+                    for blob_id, found in store.iter_blobs():
+                        if found is None or found.pack != no or found.offset <= stopped_at:
                             continue
-                        if loc.offset + loc.stored_len > end:
+                        if found.offset + found.stored_len > end:
                             continue  # past the end: reported as missing by the index pass
                         if subset is not None and not subset.contains(blob_id):
                             continue
-                        sealed = os.pread(fd, loc.stored_len, loc.offset)
-                        batch.append((blob_id, loc.kind, no, sealed))
+                        sealed = os.pread(fd, found.stored_len, found.offset)
+                        batch.append((blob_id, found.kind, no, sealed))
                         batch_bytes += len(sealed)
                         report.blobs_read += 1
                         report.bytes_read += len(sealed)
