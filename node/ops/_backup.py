@@ -322,7 +322,11 @@ class _Backup:
             raise _Skip(f"read failed: {exc.strerror}") from exc
         finally:
             os.close(fd)
-        if after.st_mtime_ns != before.st_mtime_ns or size != before.st_size:
+        if (
+            after.st_mtime_ns != before.st_mtime_ns
+            or after.st_size != before.st_size
+            or size != before.st_size
+        ):
             self.warn(path, "changed while it was read; the snapshot has the bytes read")
             node.mtime_ns = after.st_mtime_ns
         node.size = size
@@ -386,16 +390,25 @@ class _Skip(Exception):
     """A file that cannot be backed up; the message becomes a warning."""
 
 
-def _read_all(fd: int, hint: int) -> bytes:
-    parts = []
-    want = max(hint, 1)
-    while True:
-        block = os.read(fd, max(want, 65536))
+def _read_all(fd: int, size: int) -> bytes:
+    """Read ``size`` bytes (the size fstat gave), fewer if the file shrank.
+
+    A file that grew meanwhile has a new mtime, which the caller's second fstat notices.
+    """
+    if size == 0:
+        return b""
+    data = os.read(fd, size)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size:
+        block = os.read(fd, size - got)
         if not block:
             break
         parts.append(block)
-        want = 1 << 20
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+        got += len(block)
+    return b"".join(parts)
 
 
 def _pick_parent(
