@@ -33,6 +33,8 @@ from ._keys import KDF_PROFILES as KDF_PROFILES
 from ._keys import KdfParams as KdfParams
 from ._keys import kdf_params_from_env as kdf_params_from_env
 from ._pack import BlobKind as BlobKind
+from ._repair import RepairReport as RepairReport
+from ._repair import repair_index as repair_index
 from ._repository import InitOptions as InitOptions
 from ._repository import Repository as Repository
 from ._repository import change_passphrase as change_passphrase
@@ -86,6 +88,7 @@ __all__ = [
     "ProgressFn",
     "RecoveryReport",
     "Reference",
+    "RepairReport",
     "RepoError",
     "Repository",
     "SYMLINK",
@@ -110,6 +113,7 @@ __all__ = [
     "load_tree",
     "open_repository",
     "parse_compression",
+    "repair_index",
     "resolve_home",
     "resolve_snapshot",
     "save_snapshot",

@@ -1,0 +1,38 @@
+"""`shadowvault repair index`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import typer
+
+from node.repo import repair_index, resolve_home
+
+from ._common import HomeOpt, JsonOpt, PasswordFileOpt, print_json
+from ._errors import user_errors
+from ._passphrase import get_passphrase
+
+repair_app = typer.Typer(help="Repair a damaged store.", no_args_is_help=True)
+
+
+@repair_app.command("index")
+def index(
+    home: HomeOpt = None, password_file: PasswordFileOpt = None, json_out: JsonOpt = False
+) -> None:
+    """Rebuild the index from the packs (after `check` reports a damaged index).
+
+    Exit codes: 0 rebuilt; 1 the store cannot be repaired or is in use.
+    """
+    with user_errors():
+        paths = resolve_home(home)
+        report = repair_index(paths, get_passphrase(password_file, paths))
+        if json_out:
+            print_json(dataclasses.asdict(report))
+            return
+        print(
+            f"rebuilt the index from {report.packs} packs: {report.blobs} blobs, "
+            f"{report.stale_records_removed} stale records removed, "
+            f"{report.snapshots_resigned} snapshot records restored, "
+            f"{report.damaged_tails} damaged pack tails skipped"
+        )
+        print("run `shadowvault check --read-data` to verify the data")
