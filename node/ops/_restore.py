@@ -88,6 +88,18 @@ class _FileJob:
     digest: bytes = b""
 
 
+def _current_umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would race with threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
 class _Exists(Exception):
     """The file exists and ``overwrite`` is off."""
 
@@ -133,6 +145,8 @@ class _Restorer:
         self.pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="sv-restore")
         self.futures: list[tuple[Future[int], _FileJob, _DirHandle]] = []
         self.is_root = os.geteuid() == 0
+        self.ids = (os.geteuid(), os.getegid())
+        self.umask = _current_umask()
         self.written: list[_FileJob] = []
         self.verify_handles: list[_DirHandle] = []
 
@@ -287,7 +301,7 @@ class _Restorer:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         name = node.name
         try:
-            fd = os.open(name, flags, 0o600, dir_fd=job.dir_fd)
+            fd = os.open(name, flags, node.mode & 0o777, dir_fd=job.dir_fd)
             temp = False
         except FileExistsError:
             if not self.opts.overwrite:
@@ -330,9 +344,12 @@ class _Restorer:
         self, fd_or_dir: int, node: Node, *, is_link: bool, fd_based: bool = False
     ) -> None:
         if fd_based:
-            if self.is_root:
-                os.fchown(fd_or_dir, node.uid, node.gid)
-            os.fchmod(fd_or_dir, node.mode)
+            # Each skipped syscall is ~10 us over tens of thousands of small files.
+            chowned = self.is_root and (node.uid, node.gid) != self.ids
+            if chowned:
+                os.fchown(fd_or_dir, node.uid, node.gid)  # clears setuid/setgid: chmod after
+            if chowned or node.mode & ~self.umask != node.mode or node.mode & 0o7000:
+                os.fchmod(fd_or_dir, node.mode)
             os.utime(fd_or_dir, ns=(node.mtime_ns, node.mtime_ns))
             return
         if self.is_root:

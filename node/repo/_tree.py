@@ -130,15 +130,11 @@ def encode_tree(nodes: list[Node]) -> bytes:
     return bytes(msgpack.packb({"v": TREE_VERSION, "e": [n.encode() for n in nodes]}))
 
 
-def _int(raw: dict[Any, Any], key: str, default: int = 0) -> int:
-    value = raw.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TreeFormatError(f"field {key!r} is not an integer")
-    return value
+_INT_KEYS = ("m", "u", "g", "s", "mt", "ct", "i", "rd")
 
 
 def _id(value: Any) -> BlobId:
-    if not isinstance(value, bytes) or len(value) != ID_SIZE:
+    if type(value) is not bytes or len(value) != ID_SIZE:
         raise TreeFormatError("a blob id is not 32 bytes")
     return BlobId(value)
 
@@ -184,23 +180,30 @@ def decode_tree(data: bytes) -> list[Node]:
             isinstance(k, bytes) and isinstance(v, bytes) for k, v in xattrs.items()
         ):
             raise TreeFormatError(f"entry {name!r}: bad extended attributes")
+        # Hot path (a backup decodes every parent tree): one pass over the integer
+        # fields; `type(v) is int` also refuses bools.
+        mode, uid, gid, size, mtime, ctime, inode, rdev = ints = [
+            raw.get(key, 0) for key in _INT_KEYS
+        ]
+        if any(type(v) is not int for v in ints):
+            raise TreeFormatError(f"entry {name!r}: an integer field is not an integer")
         sub = raw.get("sub")
         node = Node(
-            name=name,
-            type=kind,
-            mode=_int(raw, "m") & 0o7777,
-            uid=_int(raw, "u"),
-            gid=_int(raw, "g"),
-            size=_int(raw, "s"),
-            mtime_ns=_int(raw, "mt"),
-            ctime_ns=_int(raw, "ct"),
-            inode=_int(raw, "i"),
-            chunks=[_id(c) for c in chunks_raw],
-            subtree=_id(sub) if sub is not None else None,
-            target=target,
-            link_group=group,
-            rdev=_int(raw, "rd"),
-            xattrs=xattrs,
+            name,
+            kind,
+            mode & 0o7777,
+            uid,
+            gid,
+            size,
+            mtime,
+            ctime,
+            inode,
+            [_id(c) for c in chunks_raw],
+            _id(sub) if sub is not None else None,
+            target,
+            group,
+            rdev,
+            xattrs,
         )
         if node.type == DIR and node.subtree is None:
             raise TreeFormatError(f"directory {name!r} has no subtree")
