@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -24,7 +23,7 @@ from node.repo import (
 
 from ._common import HomeOpt, JsonOpt, PasswordFileOpt, home_of, print_json
 from ._errors import CliError, user_errors
-from ._passphrase import get_new_passphrase, get_passphrase
+from ._passphrase import get_new_passphrase, get_passphrase, write_generated_passphrase
 from ._sizes import parse_size
 
 
@@ -65,14 +64,17 @@ def init(
         if generate_passphrase:
             passphrase = secrets.token_urlsafe(32)
             generated = True
+            # Written first, so a leftover file stops init before anything is created.
+            write_generated_passphrase(paths, passphrase)
         else:
             passphrase = get_new_passphrase(password_file)
         options = InitOptions(chunker=chunker, compression=level, kdf=kdf)
-        repo_id = init_home(paths, passphrase, options, example_config_text())
-        if generated:
-            fd = os.open(paths.generated_passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(passphrase + "\n")
+        try:
+            repo_id = init_home(paths, passphrase, options, example_config_text())
+        except BaseException:
+            if generated:
+                paths.generated_passphrase.unlink(missing_ok=True)
+            raise
         pub = bytes(identity_of(paths).verify_key).hex()
         if json_out:
             print_json(

@@ -10,11 +10,11 @@ from typing import Annotated
 import typer
 
 from config import example_config_text
-from node.repo import InitOptions, init_home, kdf_params_from_env, resolve_home
+from node.repo import InitOptions, PassphraseError, init_home, kdf_params_from_env, resolve_home
 
 from ._common import HomeOpt, PasswordFileOpt
 from ._errors import user_errors
-from ._passphrase import get_new_passphrase, get_passphrase
+from ._passphrase import get_new_passphrase, get_passphrase, write_generated_passphrase
 
 node_app = typer.Typer(help="Run and inspect the node daemon.", no_args_is_help=True)
 
@@ -59,17 +59,14 @@ def run(
                 try:
                     passphrase = get_new_passphrase(password_file)
                     generated = False
-                except Exception:
+                except PassphraseError:  # no source and no terminal: generate one
                     passphrase, generated = secrets.token_urlsafe(32), True
+            if generated:
+                write_generated_passphrase(paths, passphrase)
             init_home(
                 paths, passphrase, InitOptions(kdf=kdf_params_from_env()), example_config_text()
             )
             if generated:
-                fd = os.open(
-                    paths.generated_passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
-                )
-                with os.fdopen(fd, "w") as f:
-                    f.write(passphrase + "\n")
                 print(
                     f"initialised {paths.root}; the passphrase was generated into "
                     f"{paths.generated_passphrase} (mode 0600): keep a copy somewhere safe",

@@ -79,3 +79,21 @@ def get_new_passphrase(password_file: Path | None, *, env_prefix: str = "SHADOWV
     if getpass.getpass("repeat passphrase: ") != first:
         raise PassphraseError("the passphrases differ; nothing was changed")
     return first
+
+
+def write_generated_passphrase(home: HomePaths, passphrase: str) -> None:
+    """Write a generated passphrase to ``<home>/passphrase`` (0600, never overwriting).
+
+    Raises:
+        PassphraseError: the file already exists (nothing is written).
+    """
+    home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(home.generated_passphrase, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise PassphraseError(
+            f"{home.generated_passphrase} already exists; move it away or use it with "
+            "--password-file"
+        ) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(passphrase + "\n")

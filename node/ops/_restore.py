@@ -38,7 +38,7 @@ from node.repo import (
     load_tree,
 )
 
-WRITERS = 6
+WRITERS = 2
 """Files written at once."""
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -152,12 +152,16 @@ class _Restorer:
 
     # -- selection ---------------------------------------------------------------------
 
-    def selected(self, rel: str, is_dir: bool) -> bool | None:
-        """True: take it. False: skip it. None (dirs only): descend to look for matches."""
+    def selected(self, rel: str, is_dir: bool, included: bool) -> bool | None:
+        """True: take it. False: skip it. None (dirs only): descend to look for matches.
+
+        ``included`` means an ancestor already matched an include pattern; excludes
+        still apply below it.
+        """
         probe = rel + "/" if is_dir else rel
         if self.exclude is not None and self.exclude.match_file(probe):
             return False
-        if self.include is None or self.include.match_file(probe):
+        if included or self.include is None or self.include.match_file(probe):
             return True
         return None if is_dir else False
 
@@ -169,7 +173,7 @@ class _Restorer:
         nodes = load_tree(self.repo, BlobId(tree_id))
         for node in nodes:
             child_rel = f"{rel}/{os.fsdecode(node.name)}" if rel else os.fsdecode(node.name)
-            choice = True if include_all else self.selected(child_rel, node.type == DIR)
+            choice = self.selected(child_rel, node.type == DIR, included=include_all)
             if choice is False:
                 continue
             if node.type == DIR:

@@ -419,19 +419,31 @@ class Store:
 
     # -- recovery ---------------------------------------------------------------------------
 
+    def _indexed_end(self, pack_no: int) -> int:
+        """End of the last indexed blob in a pack (its header size if none): one index pass."""
+        end = FILE_HEADER.size
+        for _, loc in self.iter_blobs():
+            if loc is not None and loc.pack == pack_no:
+                end = max(end, loc.offset + loc.stored_len)
+        return end
+
     def _recover(self) -> RecoveryReport:
         """Cut torn pack tails and index whole blobs that a crash left unindexed."""
         report = RecoveryReport()
         committed = self.committed_packs()
         for key in self.damaged_pack_records:
             report.rebuilt_pack_records.append(ix.pack_no_of_key(key))
+        rebuilt = set(report.rebuilt_pack_records)
         for pack_no, path in sorted(self.pack_files().items()):
             size = path.stat().st_size
             done = committed.get(pack_no, 0)
-            if size == done:
-                continue
-            if size < done:
-                continue  # lost committed bytes: `check` reports the blobs, never hide it
+            if pack_no in rebuilt:
+                # The length record is gone: never cut below the blobs the index names.
+                done = self._indexed_end(pack_no)
+            if size <= done:
+                if pack_no in rebuilt:  # a fresh record; if bytes were lost, check names them
+                    self._db.put(ix.pack_key(pack_no), ix.encode_pack_len(done), sync=True)
+                continue  # lost committed bytes are reported by `check`, never hidden
             fd = os.open(path, os.O_RDWR)
             try:
                 start = done
@@ -544,7 +556,7 @@ class _Appender:
     ) -> bool:
         with self._lock:
             if self._failed is not None:
-                raise RepoError(f"store writes failed earlier: {self._failed}")
+                self._raise_failed()
             # With a dedup key the caller has looked the content up already, and a fresh
             # random nonce makes an existing blob with this id impossible: skip the get.
             if blob_id in self.pending or (
@@ -612,7 +624,7 @@ class _Appender:
         """Commit what was appended: fdatasync the pack, then write the index batch."""
         with self._lock:
             if self._failed is not None:
-                raise RepoError(f"store writes failed earlier: {self._failed}")
+                self._raise_failed()
             if self._fd < 0:
                 self._wait()
                 return
@@ -628,6 +640,12 @@ class _Appender:
             self._inflight = self._pool.submit(job.run)
             if wait:
                 self._wait()
+
+    def _raise_failed(self) -> None:
+        assert self._failed is not None
+        if _is_no_space(self._failed):
+            raise StoreFull("disk full while committing; free space and retry") from self._failed
+        raise RepoError(f"store writes failed earlier: {self._failed}") from self._failed
 
     def _wait(self) -> None:
         if self._inflight is not None:
