@@ -86,7 +86,12 @@ def check(
                 if report.blobs_read
                 else ""
             )
-            verdict = "no problems found" if report.ok else f"{len(report.problems)} problems found"
+            count = len(report.problems)
+            verdict = (
+                "no problems found"
+                if report.ok
+                else f"{count} problem{'s' if count != 1 else ''} found"
+            )
             print(f"checked {report.packs} packs, {report.blobs} blobs{read}: {verdict}")
         if not report.ok:
             raise typer.Exit(EXIT_ERROR)

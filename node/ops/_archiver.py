@@ -42,15 +42,25 @@ class ChunkStats:
     """Sealed bytes of new blobs."""
 
 
-_Sealed = list[tuple[BlobId, bytes, int, bytes]]
+_Stored = list[tuple[BlobId, int, int, bytes]]
+"""Per chunk of a batch: blob id, plaintext length, sealed length, dedup key."""
 
 
-def _seal_batch(level: int, key: bytes, items: list[tuple[bytes, memoryview | bytes]]) -> _Sealed:
+def _seal_batch(
+    writer: BlobWriter, level: int, key: bytes, items: list[tuple[bytes, memoryview | bytes]]
+) -> _Stored:
+    """Seal a batch and append it to the store (worker thread).
+
+    Appending here rather than in the walking thread moves the pack writes off the
+    critical path; the appender serialises the two workers, and pack order is free.
+    """
     sealer = Sealer.for_thread(level)
     out = []
     for dedup, data in items:
         sealed = sealer.seal(data, key)
-        out.append((blob_id_of(sealed), sealed, len(data), dedup))
+        blob_id = blob_id_of(sealed)
+        writer.put(sealed, BlobKind.DATA, len(data), dedup, blob_id=blob_id)
+        out.append((blob_id, len(data), len(sealed), dedup))
     return out
 
 
@@ -67,7 +77,7 @@ class ChunkPipeline:
         self._level = level
         self._key = repo.keys.data
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="sv-seal")
-        self._inflight: deque[tuple[Future[_Sealed], list[list[OnId]]]] = deque()
+        self._inflight: deque[tuple[Future[_Stored], list[list[OnId]]]] = deque()
         self._batch: list[tuple[bytes, memoryview | bytes]] = []
         self._batch_waiters: list[list[OnId]] = []
         self._batch_bytes = 0
@@ -112,7 +122,7 @@ class ChunkPipeline:
     def _submit(self) -> None:
         if not self._batch:
             return
-        future = self._pool.submit(_seal_batch, self._level, self._key, self._batch)
+        future = self._pool.submit(_seal_batch, self._writer, self._level, self._key, self._batch)
         self._inflight.append((future, self._batch_waiters))
         self._batch, self._batch_waiters, self._batch_bytes = [], [], 0
         self.submitted += 1
@@ -121,13 +131,12 @@ class ChunkPipeline:
     def _drain(self, limit: int) -> None:
         while len(self._inflight) > limit:
             future, waiters = self._inflight.popleft()
-            for (blob_id, sealed, plain_len, dedup), callbacks in zip(
+            for (blob_id, plain_len, stored_len, dedup), callbacks in zip(
                 future.result(), waiters, strict=True
             ):
-                self._writer.put(sealed, BlobKind.DATA, plain_len, dedup, blob_id=blob_id)
                 self.stats.new_chunks += 1
                 self.stats.bytes_added += plain_len
-                self.stats.bytes_stored += len(sealed)
+                self.stats.bytes_stored += stored_len
                 del self._queued[dedup]
                 for callback in callbacks:
                     callback(blob_id)

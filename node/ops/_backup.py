@@ -21,7 +21,8 @@ import socket
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -187,6 +188,7 @@ class _Backup:
         self.excludes = _load_excludes(opts)
         self.chunker = repo.new_chunker()
         self.pending_dirs: deque[_DirJob] = deque()
+        self.prefetch = _Prefetcher()
         self.files_done = 0
         self._root_dev = 0
         self._root_path = b""
@@ -259,14 +261,8 @@ class _Backup:
     def file(self, path: bytes, node: Node, st: os.stat_result, old: Node | None) -> None:
         self.summary.bytes_processed += st.st_size
         node.size = st.st_size
-        if (
-            old is not None
-            and old.type == FILE
-            and old.size == st.st_size
-            and old.mtime_ns == st.st_mtime_ns
-            and old.ctime_ns == st.st_ctime_ns
-            and old.inode == st.st_ino
-        ):
+        if _unchanged(old, st):
+            assert old is not None
             node.chunks = list(old.chunks)
             self.summary.files_unmodified += 1
         else:
@@ -293,35 +289,32 @@ class _Backup:
 
             return fill
 
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as exc:
-            reason = "vanished" if isinstance(exc, FileNotFoundError) else exc.strerror
-            raise _Skip(reason) from exc
-        try:
-            before = os.fstat(fd)
-            if not stat.S_ISREG(before.st_mode):
-                raise _Skip("replaced by another kind of file while backing up")
-            size = 0
-            if before.st_size <= _SMALL_FILE:
-                data = _read_all(fd, before.st_size)
-                size = len(data)
-                if size <= self.chunker.params.min_size:
-                    if size:
-                        self.pipeline.add(data, slot(), copy=False)
+        ahead = self.prefetch.take(path)
+        if ahead is not None:
+            data, before, after = _result_or_skip(ahead)
+            size = len(data)
+            self.chunk_buffer(data, slot)
+        else:
+            fd = _open_regular(path)
+            try:
+                before = os.fstat(fd)
+                if not stat.S_ISREG(before.st_mode):
+                    raise _Skip("replaced by another kind of file while backing up")
+                size = 0
+                if before.st_size <= _SMALL_FILE:
+                    data = _read_all(fd, before.st_size)
+                    size = len(data)
+                    self.chunk_buffer(data, slot)
                 else:
-                    for view in self.chunker.chunks_of_buffer(data):
-                        self.pipeline.add(view, slot(), copy=False)
-            else:
-                with open(fd, "rb", buffering=0, closefd=False) as stream:
-                    for view in self.chunker.chunks_of_stream(stream):
-                        size += len(view)
-                        self.pipeline.add(view, slot(), copy=True)
-            after = os.fstat(fd)
-        except OSError as exc:
-            raise _Skip(f"read failed: {exc.strerror}") from exc
-        finally:
-            os.close(fd)
+                    with open(fd, "rb", buffering=0, closefd=False) as stream:
+                        for view in self.chunker.chunks_of_stream(stream):
+                            size += len(view)
+                            self.pipeline.add(view, slot(), copy=True)
+                after = os.fstat(fd)
+            except OSError as exc:
+                raise _Skip(f"read failed: {exc.strerror}") from exc
+            finally:
+                os.close(fd)
         if (
             after.st_mtime_ns != before.st_mtime_ns
             or after.st_size != before.st_size
@@ -331,6 +324,15 @@ class _Backup:
             node.mtime_ns = after.st_mtime_ns
         node.size = size
         node.chunks = chunks  # type: ignore[assignment]  # filled in before the tree is made
+
+    def chunk_buffer(self, data: bytes, slot: Callable[[], Callable[[BlobId], None]]) -> None:
+        """Chunk a file read whole; the chunks are views, kept alive by the batches."""
+        if len(data) <= self.chunker.params.min_size:
+            if data:
+                self.pipeline.add(data, slot(), copy=False)
+            return
+        for view in self.chunker.chunks_of_buffer(data):
+            self.pipeline.add(view, slot(), copy=False)
 
     def directory(
         self, path: bytes, node: Node, st: os.stat_result, old: Node | None, rel: str
@@ -345,25 +347,37 @@ class _Backup:
             except OSError as exc:
                 self.warn(path, f"cannot list directory: {exc.strerror}")
                 entries = []
+            listed = []
             for entry in entries:
-                child_path = entry.path
                 child_rel = f"{rel}/{os.fsdecode(entry.name)}" if rel else os.fsdecode(entry.name)
                 try:
                     child_st = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
-                    self.warn(child_path, "vanished")
+                    self.warn(entry.path, "vanished")
                     continue
                 except OSError as exc:
-                    self.warn(child_path, f"cannot stat: {exc.strerror}")
+                    self.warn(entry.path, f"cannot stat: {exc.strerror}")
                     continue
                 if self.excluded(child_rel, stat.S_ISDIR(child_st.st_mode)):
                     continue
+                listed.append((entry, child_st, child_rel))
+            # Files first, then subdirectories: the files read ahead below are then
+            # consumed before the walk goes deeper.
+            listed.sort(key=lambda item: stat.S_ISDIR(item[1].st_mode))
+            self.prefetch.schedule(
+                (entry.path, child_st.st_size)
+                for entry, child_st, _ in listed
+                if stat.S_ISREG(child_st.st_mode)
+                and child_st.st_size <= _SMALL_FILE
+                and not _unchanged(old_children.get(entry.name), child_st)
+            )
+            for entry, child_st, child_rel in listed:
                 try:
                     child = self.entry(
-                        child_path, entry.name, child_st, old_children.get(entry.name), child_rel
+                        entry.path, entry.name, child_st, old_children.get(entry.name), child_rel
                     )
                 except _Skip as skip:
-                    self.warn(child_path, str(skip))
+                    self.warn(entry.path, str(skip))
                     continue
                 if child is not None:
                     children.append(child)
@@ -388,6 +402,89 @@ class _Backup:
 
 class _Skip(Exception):
     """A file that cannot be backed up; the message becomes a warning."""
+
+
+def _unchanged(old: Node | None, st: os.stat_result) -> bool:
+    """The files cache: same size, mtime, ctime and inode as in the parent snapshot."""
+    return (
+        old is not None
+        and old.type == FILE
+        and old.size == st.st_size
+        and old.mtime_ns == st.st_mtime_ns
+        and old.ctime_ns == st.st_ctime_ns
+        and old.inode == st.st_ino
+    )
+
+
+def _open_regular(path: bytes) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        reason = "vanished" if isinstance(exc, FileNotFoundError) else str(exc.strerror)
+        raise _Skip(reason) from exc
+
+
+_Read = tuple[bytes, os.stat_result, os.stat_result]
+
+
+def _read_small(path: bytes) -> _Read:
+    """Open, fstat, read whole and fstat again (a prefetch thread runs this)."""
+    fd = _open_regular(path)
+    try:
+        before = os.fstat(fd)
+        if not stat.S_ISREG(before.st_mode):
+            raise _Skip("replaced by another kind of file while backing up")
+        data = _read_all(fd, before.st_size)
+        return data, before, os.fstat(fd)
+    except OSError as exc:
+        raise _Skip(f"read failed: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
+
+
+def _result_or_skip(future: Future[_Read]) -> _Read:
+    return future.result()  # raises _Skip as the inline read would
+
+
+class _Prefetcher:
+    """Reads small files ahead of the walk on one thread.
+
+    ``os.read`` releases the GIL, so reading the next files overlaps with chunking,
+    hashing and sealing the current ones. At most ``budget`` bytes are read ahead.
+    """
+
+    def __init__(self, budget: int = 16 * 1024 * 1024) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sv-read")
+        self._budget = budget
+        self._queue: deque[tuple[bytes, int]] = deque()
+        self._ahead: dict[bytes, tuple[Future[_Read], int]] = {}
+        self._bytes = 0
+
+    def schedule(self, files: Iterable[tuple[bytes, int]]) -> None:
+        self._queue.extend(files)
+        self._pump()
+
+    def _pump(self) -> None:
+        while self._queue and (self._bytes < self._budget or not self._ahead):
+            path, size = self._queue.popleft()
+            self._ahead[path] = (self._pool.submit(_read_small, path), size)
+            self._bytes += size
+
+    def take(self, path: bytes) -> Future[_Read] | None:
+        """The read of ``path`` if it was scheduled (and is now in progress or done)."""
+        found = self._ahead.pop(path, None)
+        if found is None:
+            # Not started yet: drop it from the queue and let the caller read it.
+            if self._queue and self._queue[0][0] == path:
+                self._queue.popleft()
+            return None
+        self._bytes -= found[1]
+        self._pump()
+        return found[0]
+
+    def close(self) -> None:
+        self._queue.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_all(fd: int, size: int) -> bytes:
@@ -461,7 +558,9 @@ def run_backup(
         except OSError as exc:
             raise BackupError(f"{p}: {exc.strerror}; nothing was backed up") from None
         abs_paths.append(ap)
+    # A path inside another given path is already part of that one's tree.
     abs_paths = sorted(set(abs_paths))
+    abs_paths = [p for p in abs_paths if not any(q in p.parents for q in abs_paths)]
     host = opts.host or socket.gethostname()
     path_strs = [str(p) for p in abs_paths]
     parent = _pick_parent(repo, opts, host, sorted(path_strs))
@@ -484,7 +583,9 @@ def run_backup(
                 for name, old in zip(parts[:-1], olds[:-1], strict=True):
                     cur = cur / os.fsdecode(name)
                     if name not in level_map:
-                        node = _stat_node(name, os.lstat(cur))
+                        # stat, not lstat: a symlinked parent (/var/run) is recorded as
+                        # the directory it leads to, not as a 0777 link.
+                        node = _stat_node(name, os.stat(cur))
                         node.type = DIR
                         holder: tuple[Node, dict[bytes, object]] = (node, {})
                         level_map[name] = holder
@@ -501,6 +602,7 @@ def run_backup(
             run.finish_ready_dirs()
             assert not run.pending_dirs
         finally:
+            run.prefetch.close()
             pipeline.finish()
 
         def build(children: dict[bytes, object]) -> BlobId:

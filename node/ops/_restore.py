@@ -313,7 +313,7 @@ class _Restorer:
             if stat.S_ISDIR(os.stat(name, dir_fd=job.dir_fd, follow_symlinks=False).st_mode):
                 raise RepoError("a directory is in the way; not replaced") from None
             name = b".sv-restore-" + os.urandom(6).hex().encode()
-            fd = os.open(name, flags, 0o600, dir_fd=job.dir_fd)
+            fd = os.open(name, flags, node.mode & 0o777, dir_fd=job.dir_fd)
             temp = True
         hasher = blake3.blake3() if self.opts.verify else None
         written = 0

@@ -485,10 +485,11 @@ class Store:
 
 
 class BlobWriter:
-    """The write capability of one ``Store.writer()`` session."""
+    """The write capability of one ``Store.writer()`` session; ``put`` is thread-safe."""
 
     def __init__(self, appender: _Appender) -> None:
         self._appender = appender
+        self._count_lock = threading.Lock()
         self.blobs_written = 0
         self.bytes_written = 0
 
@@ -515,8 +516,9 @@ class BlobWriter:
         """
         bid = blob_id if blob_id is not None else blob_id_of(sealed)
         if self._appender.append(bid, sealed, kind, plain_len, dedup_key):
-            self.blobs_written += 1
-            self.bytes_written += len(sealed)
+            with self._count_lock:  # sessions may be fed from several threads
+                self.blobs_written += 1
+                self.bytes_written += len(sealed)
         return bid
 
     def flush(self) -> None:
