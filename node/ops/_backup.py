@@ -447,14 +447,14 @@ def _result_or_skip(future: Future[_Read]) -> _Read:
 
 
 class _Prefetcher:
-    """Reads small files ahead of the walk on one thread.
+    """Reads small files ahead of the walk on two threads.
 
     ``os.read`` releases the GIL, so reading the next files overlaps with chunking,
     hashing and sealing the current ones. At most ``budget`` bytes are read ahead.
     """
 
     def __init__(self, budget: int = 16 * 1024 * 1024) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sv-read")
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="sv-read")
         self._budget = budget
         self._queue: deque[tuple[bytes, int]] = deque()
         self._ahead: dict[bytes, tuple[Future[_Read], int]] = {}

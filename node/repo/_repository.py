@@ -97,8 +97,8 @@ class Repository:
             raise ValueError("foreign blobs cannot be opened here")
         return self.keys.metadata
 
-    def load(self, blob_id: BlobId | bytes) -> bytes:
-        """Read, verify and open a blob; return its plaintext.
+    def load(self, blob_id: BlobId | bytes) -> bytes | memoryview:
+        """Read, verify and open a blob; return its plaintext (bytes-like, read-only).
 
         Raises:
             BlobNotFound, CorruptBlob

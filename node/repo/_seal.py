@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import threading
 
-import nacl.bindings
-import nacl.exceptions
 import nacl.utils
 import zstandard
 
@@ -27,10 +25,8 @@ from protocol import (
     parse_blob_header,
 )
 
+from ._aead import AuthenticationFailed, open_from, seal_into
 from ._errors import CorruptBlob
-
-_encrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt
-_decrypt = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt
 
 COMPRESSION_OFF = 0
 DEFAULT_COMPRESSION = 3
@@ -81,8 +77,11 @@ class Sealer:
             sealer = cache[level] = cls(level)
         return sealer
 
-    def seal(self, plaintext: bytes | memoryview, key: bytes) -> bytes:
-        """Return the sealed blob for ``plaintext`` under ``key`` (a fresh random nonce)."""
+    def seal(self, plaintext: bytes | memoryview, key: bytes) -> memoryview:
+        """Return the sealed blob for ``plaintext`` under ``key`` (a fresh random nonce).
+
+        The result is a read-only buffer (bytes-like); ``bytes(result)`` copies it.
+        """
         header = _HEADER_RAW
         body: bytes | memoryview = plaintext
         if self._compressor is not None and len(plaintext) > 0:
@@ -90,10 +89,12 @@ class Sealer:
             if len(packed) < len(plaintext):
                 header, body = _HEADER_ZSTD, packed
         nonce = nacl.utils.random(BLOB_NONCE_SIZE)
-        return header + nonce + _encrypt(bytes(body), header, nonce, key)
+        return seal_into(header + nonce, body, nonce, header, key)
 
-    def open(self, blob_id: BlobId | bytes, sealed: bytes, key: bytes) -> bytes:
-        """Authenticate, decrypt and decompress a blob; return its plaintext.
+    def open(
+        self, blob_id: BlobId | bytes, sealed: bytes | memoryview, key: bytes
+    ) -> bytes | memoryview:
+        """Authenticate, decrypt and decompress a blob; return its plaintext (bytes-like).
 
         Raises:
             CorruptBlob: a bad envelope, a failed MAC (damage or the wrong key), or a
@@ -103,24 +104,25 @@ class Sealer:
             header = parse_blob_header(sealed)
         except BlobFormatError as exc:
             raise CorruptBlob(blob_id, str(exc)) from exc
-        nonce = sealed[BLOB_HEADER_SIZE : BLOB_HEADER_SIZE + BLOB_NONCE_SIZE]
+        view = memoryview(sealed)
+        nonce = bytes(view[BLOB_HEADER_SIZE : BLOB_HEADER_SIZE + BLOB_NONCE_SIZE])
         try:
-            body = _decrypt(
-                sealed[BLOB_HEADER_SIZE + BLOB_NONCE_SIZE :],
-                sealed[:BLOB_HEADER_SIZE],
+            body = open_from(
+                view[BLOB_HEADER_SIZE + BLOB_NONCE_SIZE :],
                 nonce,
+                bytes(view[:BLOB_HEADER_SIZE]),
                 key,
             )
-        except nacl.exceptions.CryptoError as exc:
+        except AuthenticationFailed as exc:
             raise CorruptBlob(blob_id, "authentication failed (damaged or wrong key)") from exc
         if not header.compressed:
-            return bytes(body)
+            return body
         try:
             # decompress() trusts a size declared in the frame header over max_output_size,
             # so a hostile frame must be refused on its declared size first.
             declared = zstandard.frame_content_size(body)
             if declared > MAX_PLAINTEXT:
                 raise CorruptBlob(blob_id, f"declares {declared} bytes, over the limit")
-            return bytes(self._decompressor.decompress(body, max_output_size=MAX_PLAINTEXT))
+            return self._decompressor.decompress(body, max_output_size=MAX_PLAINTEXT)
         except zstandard.ZstdError as exc:
             raise CorruptBlob(blob_id, f"does not decompress: {exc}") from exc

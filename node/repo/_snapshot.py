@@ -61,7 +61,7 @@ class Snapshot:
         )
 
     @classmethod
-    def decode(cls, data: bytes, snapshot_id: BlobId) -> Snapshot:
+    def decode(cls, data: bytes | memoryview, snapshot_id: BlobId) -> Snapshot:
         """Raises FormatError if the record is malformed."""
         try:
             doc = msgpack.unpackb(data)

@@ -495,7 +495,7 @@ class BlobWriter:
 
     def put(
         self,
-        sealed: bytes,
+        sealed: bytes | memoryview,
         kind: BlobKind,
         plain_len: int,
         dedup_key: bytes | None = None,
@@ -551,7 +551,7 @@ class _Appender:
     def append(
         self,
         blob_id: BlobId,
-        sealed: bytes,
+        sealed: bytes | memoryview,
         kind: BlobKind,
         plain_len: int,
         dedup_key: bytes | None,

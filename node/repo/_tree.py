@@ -139,7 +139,7 @@ def _id(value: Any) -> BlobId:
     return BlobId(value)
 
 
-def decode_tree(data: bytes) -> list[Node]:
+def decode_tree(data: bytes | memoryview) -> list[Node]:
     """Decode and validate a tree.
 
     Raises:

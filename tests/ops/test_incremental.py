@@ -134,6 +134,10 @@ def test_backup_file_vanishing_mid_backup_is_a_warning(tmp_path: Path, repo: Rep
     src = tmp_path / "src"
     for i in range(5):
         write(src / f"f{i}.txt", b"x" * 100)
+    # Big enough not to be read ahead (small files are), so it is opened only when the
+    # walk reaches it, after the callback below removed it.
+    with open(src / "f3.txt", "wb") as f:
+        f.truncate(9 * 1024 * 1024)
 
     class DeleteNext:
         """A progress sink that deletes a file the walk has listed but not yet read."""
