@@ -25,7 +25,15 @@ from dataclasses import dataclass, field
 from protocol import BlobId, blob_id_of
 
 from ._errors import CorruptBlob, RepoError
-from ._pack import ENTRY_HEADER, FILE_HEADER, BlobKind, ScanStop, read_file_header, scan_pack
+from ._pack import (
+    ENTRY_HEADER,
+    FILE_HEADER,
+    BlobKind,
+    ScanStop,
+    read_file_header,
+    scan_pack,
+    scan_pack_bodies,
+)
 from ._repository import Repository
 from ._seal import Sealer
 
@@ -143,7 +151,9 @@ def check_store(
             )
 
     _index_to_packs(repo, committed, sizes, report)
-    _packs_to_index(repo, committed, sizes, report)
+    reading = read_data or subset is not None
+    if not reading:  # the read pass below covers this one too
+        _packs_to_index(repo, committed, sizes, report)
 
     for blob_id, who in referenced:
         if not store.has(blob_id):
@@ -151,7 +161,7 @@ def check_store(
                 Problem("missing_blob", f"referenced by {who} but not stored", blob=blob_id.hex())
             )
 
-    if read_data or subset is not None:
+    if reading:
         _read_data(repo, committed, sizes, subset, report, progress)
     return report
 
@@ -256,7 +266,7 @@ class _open_ro:
         os.close(self.fd)
 
 
-_Item = tuple[BlobId, BlobKind, int, bytes]
+_Item = tuple[BlobId, BlobKind, int, memoryview]
 
 
 def _verify_batch(repo: Repository, batch: list[_Item]) -> list[Problem]:
@@ -302,25 +312,43 @@ def _read_data(
             end = min(committed[no], sizes[no])
             with _open_ro(store.pack_path(no)) as fd:
                 if read_file_header(fd) != no:
-                    continue  # reported by the structural pass
+                    report.problems.append(
+                        Problem("damaged_pack", "pack file header is damaged", pack=no)
+                    )
+                    continue
                 stopped_at = None
-                for item in scan_pack(fd, FILE_HEADER.size, end, verify=False):
+                for item in scan_pack_bodies(fd, FILE_HEADER.size, end):
                     if isinstance(item, ScanStop):
                         stopped_at = item.offset
+                        report.problems.append(
+                            Problem(
+                                "damaged_pack",
+                                f"unreadable from offset {item.offset}: {item.reason}",
+                                pack=no,
+                            )
+                        )
                         break
-                    if subset is not None and not subset.contains(item.blob_id):
-                        continue
+                    entry, body = item
                     try:
-                        loc = store.location(item.blob_id)
-                    except RepoError:  # absent or damaged: the structural passes report it
+                        loc = store.location(entry.blob_id)
+                    except RepoError:  # absent or damaged both mean "unindexed"
+                        report.warnings.append(
+                            Problem(
+                                "unindexed_blob",
+                                "in a pack but not in the index",
+                                entry.blob_id.hex(),
+                                no,
+                            )
+                        )
                         continue
-                    if loc.pack != no or loc.offset != item.offset:
+                    if loc.pack != no or loc.offset != entry.offset:
                         continue  # a stale duplicate; the indexed copy is checked in its pack
-                    sealed = os.pread(fd, item.stored_len, item.offset)
-                    batch.append((item.blob_id, loc.kind, no, sealed))
-                    batch_bytes += len(sealed)
+                    if subset is not None and not subset.contains(entry.blob_id):
+                        continue
+                    batch.append((entry.blob_id, loc.kind, no, body))
+                    batch_bytes += len(body)
                     report.blobs_read += 1
-                    report.bytes_read += len(sealed)
+                    report.bytes_read += len(body)
                     if batch_bytes >= _BATCH_BYTES:
                         inflight.append(pool.submit(_verify_batch, repo, batch))
                         batch, batch_bytes = [], 0
@@ -336,7 +364,7 @@ def _read_data(
                         if subset is not None and not subset.contains(blob_id):
                             continue
                         sealed = os.pread(fd, found.stored_len, found.offset)
-                        batch.append((blob_id, found.kind, no, sealed))
+                        batch.append((blob_id, found.kind, no, memoryview(sealed)))
                         batch_bytes += len(sealed)
                         report.blobs_read += 1
                         report.bytes_read += len(sealed)
