@@ -95,6 +95,25 @@ class ScanStop:
     reason: str
 
 
+def parse_entry_header(raw: bytes | memoryview, offset: int) -> PackEntry | ScanStop:
+    """Decode the 80-byte entry header found at ``offset`` (CRC and ranges checked)."""
+    if len(raw) < ENTRY_HEADER.size:
+        return ScanStop(offset, "incomplete entry header")
+    blob_id, dedup, stored_len, plain_len, kind, crc = ENTRY_HEADER.unpack(raw)
+    if zlib.crc32(raw[:_ENTRY_CRC_SPAN]) != crc:
+        return ScanStop(offset, "entry header checksum mismatch")
+    if stored_len > MAX_BLOB_SIZE or kind not in BlobKind._value2member_map_:
+        return ScanStop(offset, "entry header out of range")
+    return PackEntry(
+        BlobId(blob_id),
+        None if dedup == NO_DEDUP_KEY else dedup,
+        offset + ENTRY_HEADER.size,
+        stored_len,
+        plain_len,
+        BlobKind(kind),
+    )
+
+
 def scan_pack(
     fd: int, start: int, end: int, *, verify: bool = True
 ) -> Iterator[PackEntry | ScanStop]:
@@ -106,35 +125,20 @@ def scan_pack(
     """
     offset = start
     while offset < end:
-        raw = os.pread(fd, ENTRY_HEADER.size, offset)
-        if len(raw) < ENTRY_HEADER.size:
-            yield ScanStop(offset, "incomplete entry header")
+        entry = parse_entry_header(os.pread(fd, ENTRY_HEADER.size, offset), offset)
+        if isinstance(entry, ScanStop):
+            yield entry
             return
-        blob_id, dedup, stored_len, plain_len, kind, crc = ENTRY_HEADER.unpack(raw)
-        if zlib.crc32(raw[:_ENTRY_CRC_SPAN]) != crc:
-            yield ScanStop(offset, "entry header checksum mismatch")
-            return
-        if stored_len > MAX_BLOB_SIZE or kind not in BlobKind._value2member_map_:
-            yield ScanStop(offset, "entry header out of range")
-            return
-        body_at = offset + ENTRY_HEADER.size
-        if body_at + stored_len > end:
+        if entry.offset + entry.stored_len > end:
             yield ScanStop(offset, "incomplete blob")
             return
         if verify:
-            body = os.pread(fd, stored_len, body_at)
-            if len(body) != stored_len or blob_id_of(body) != blob_id:
+            body = os.pread(fd, entry.stored_len, entry.offset)
+            if len(body) != entry.stored_len or blob_id_of(body) != entry.blob_id:
                 yield ScanStop(offset, "blob does not match its id")
                 return
-        yield PackEntry(
-            BlobId(blob_id),
-            None if dedup == NO_DEDUP_KEY else dedup,
-            body_at,
-            stored_len,
-            plain_len,
-            BlobKind(kind),
-        )
-        offset = body_at + stored_len
+        yield entry
+        offset = entry.offset + entry.stored_len
 
 
 def read_file_header(fd: int) -> int | None:
@@ -159,39 +163,21 @@ def scan_pack_bodies(
     buf_at = start
     offset = start
 
-    def window(at: int, size: int) -> memoryview | None:
+    def window(at: int, size: int) -> memoryview:
         nonlocal buf, buf_at
         if at < buf_at or at + size > buf_at + len(buf):
-            data = os.pread(fd, max(block, size), at)
-            buf, buf_at = memoryview(data), at
-        if at + size > buf_at + len(buf):
-            return None
+            buf, buf_at = memoryview(os.pread(fd, max(block, size), at)), at
         return buf[at - buf_at : at - buf_at + size]
 
     while offset < end:
-        raw = window(offset, ENTRY_HEADER.size)
-        if raw is None or offset + ENTRY_HEADER.size > end:
-            yield ScanStop(offset, "incomplete entry header")
+        size = min(ENTRY_HEADER.size, end - offset)
+        entry = parse_entry_header(window(offset, size), offset)
+        if isinstance(entry, ScanStop):
+            yield entry
             return
-        blob_id, dedup, stored_len, plain_len, kind, crc = ENTRY_HEADER.unpack(raw)
-        if zlib.crc32(raw[:_ENTRY_CRC_SPAN]) != crc:
-            yield ScanStop(offset, "entry header checksum mismatch")
-            return
-        if stored_len > MAX_BLOB_SIZE or kind not in BlobKind._value2member_map_:
-            yield ScanStop(offset, "entry header out of range")
-            return
-        body_at = offset + ENTRY_HEADER.size
-        body = window(body_at, stored_len) if body_at + stored_len <= end else None
-        if body is None:
+        body = window(entry.offset, entry.stored_len)
+        if entry.offset + entry.stored_len > end or len(body) != entry.stored_len:
             yield ScanStop(offset, "incomplete blob")
             return
-        entry = PackEntry(
-            BlobId(blob_id),
-            None if dedup == NO_DEDUP_KEY else dedup,
-            body_at,
-            stored_len,
-            plain_len,
-            BlobKind(kind),
-        )
         yield entry, body
-        offset = body_at + stored_len
+        offset = entry.offset + entry.stored_len
