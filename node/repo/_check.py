@@ -150,9 +150,11 @@ def check_store(
                 )
             )
 
-    _index_to_packs(repo, committed, sizes, report)
     reading = read_data or subset is not None
-    if not reading:  # the read pass below covers this one too
+    # When reading data, the pack scan below finds every entry an index record names, so
+    # reading each record's entry header here would be done twice.
+    in_bounds = _index_to_packs(repo, committed, sizes, report, read_headers=not reading)
+    if not reading:
         _packs_to_index(repo, committed, sizes, report)
 
     for blob_id, who in referenced:
@@ -162,14 +164,30 @@ def check_store(
             )
 
     if reading:
-        _read_data(repo, committed, sizes, subset, report, progress)
+        matched = _read_data(repo, committed, sizes, subset, report, progress)
+        if matched != in_bounds:
+            # Some record names no entry of its pack: read the headers to say which.
+            again = CheckReport()
+            _index_to_packs(repo, committed, sizes, again, read_headers=True)
+            report.problems.extend(p for p in again.problems if p.what == "index_mismatch")
     return report
 
 
 def _index_to_packs(
-    repo: Repository, committed: dict[int, int], sizes: dict[int, int], report: CheckReport
-) -> None:
+    repo: Repository,
+    committed: dict[int, int],
+    sizes: dict[int, int],
+    report: CheckReport,
+    *,
+    read_headers: bool = True,
+) -> int:
+    """Check every index record; returns how many lie inside their packs.
+
+    Without ``read_headers`` the entry header at each record's offset is not read: the
+    caller then proves the records right by finding each of them in a pack scan.
+    """
     fds: dict[int, int] = {}
+    in_bounds = 0
     try:
         for blob_id, loc in repo.store.iter_blobs():
             report.blobs += 1
@@ -194,6 +212,9 @@ def _index_to_packs(
                     )
                 )
                 continue
+            in_bounds += 1
+            if not read_headers:
+                continue
             fd = fds.get(loc.pack)
             if fd is None:
                 fd = fds[loc.pack] = os.open(repo.store.pack_path(loc.pack), os.O_RDONLY)
@@ -216,6 +237,7 @@ def _index_to_packs(
     finally:
         for fd in fds.values():
             os.close(fd)
+    return in_bounds
 
 
 def _packs_to_index(
@@ -294,8 +316,10 @@ def _read_data(
     subset: Subset | None,
     report: CheckReport,
     progress: ProgressFn | None,
-) -> None:
+) -> int:
+    """Read (and verify) the blobs; returns how many pack entries matched their record."""
     store = repo.store
+    matched = 0
     inflight: deque[Future[list[Problem]]] = deque()
     batch: list[_Item] = []
     batch_bytes = 0
@@ -343,6 +367,7 @@ def _read_data(
                         continue
                     if loc.pack != no or loc.offset != entry.offset:
                         continue  # a stale duplicate; the indexed copy is checked in its pack
+                    matched += 1
                     if subset is not None and not subset.contains(entry.blob_id):
                         continue
                     batch.append((entry.blob_id, loc.kind, no, body))
@@ -371,3 +396,4 @@ def _read_data(
         if batch:
             inflight.append(pool.submit(_verify_batch, repo, batch))
         drain(0)
+    return matched
