@@ -73,6 +73,8 @@ def restore(
         else:
             for path in summary.skipped_existing:
                 print(f"exists, not overwritten (use --overwrite): {path}", file=sys.stderr)
+            for warning in summary.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
             for err in summary.errors:
                 print(f"error: {err}", file=sys.stderr)
             print(

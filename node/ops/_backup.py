@@ -138,15 +138,17 @@ def _stat_node(name: bytes, st: os.stat_result) -> Node:
     return node
 
 
-def _read_xattrs(path: bytes) -> dict[bytes, bytes]:
+def _read_xattrs(target: bytes | int) -> dict[bytes, bytes]:
+    """Extended attributes of a path (not followed) or an open file descriptor."""
+    follow = isinstance(target, int)  # an fd is the file itself; a path may be a link
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = os.listxattr(target, follow_symlinks=follow)
     except OSError:
         return {}
     out = {}
     for name in names:
         try:
-            out[name.encode()] = os.getxattr(path, name, follow_symlinks=False)
+            out[name.encode()] = os.getxattr(target, name, follow_symlinks=follow)
         except OSError:
             continue
     return out
@@ -232,11 +234,12 @@ class _Backup:
     ) -> Node | None:
         """Back up one filesystem object; None if it is skipped."""
         node = _stat_node(name, st)
-        node.xattrs = _read_xattrs(path)
         mode = st.st_mode
         if stat.S_ISREG(mode):
-            self.file(path, node, st, old)
-        elif stat.S_ISDIR(mode):
+            self.file(path, node, st, old)  # reads xattrs itself, off this thread if it can
+            return node
+        node.xattrs = _read_xattrs(path)
+        if stat.S_ISDIR(mode):
             node.type = DIR
             self.directory(path, node, st, old, rel)
         elif stat.S_ISLNK(mode):
@@ -264,6 +267,9 @@ class _Backup:
         if _unchanged(old, st):
             assert old is not None
             node.chunks = list(old.chunks)
+            # Setting an xattr changes the ctime, so an unchanged ctime means the same
+            # xattrs: no listxattr for the thousands of unchanged files.
+            node.xattrs = old.xattrs
             self.summary.files_unmodified += 1
         else:
             self.read_file(path, node, st)
@@ -291,7 +297,7 @@ class _Backup:
 
         ahead = self.prefetch.take(path)
         if ahead is not None:
-            data, before, after = _result_or_skip(ahead)
+            data, before, after, node.xattrs = _result_or_skip(ahead)
             size = len(data)
             self.chunk_buffer(data, slot)
         else:
@@ -300,6 +306,7 @@ class _Backup:
                 before = os.fstat(fd)
                 if not stat.S_ISREG(before.st_mode):
                     raise _Skip("replaced by another kind of file while backing up")
+                node.xattrs = _read_xattrs(fd)
                 size = 0
                 if before.st_size <= _SMALL_FILE:
                     data = _read_all(fd, before.st_size)
@@ -424,7 +431,7 @@ def _open_regular(path: bytes) -> int:
         raise _Skip(reason) from exc
 
 
-_Read = tuple[bytes, os.stat_result, os.stat_result]
+_Read = tuple[bytes, os.stat_result, os.stat_result, dict[bytes, bytes]]
 
 
 def _read_small(path: bytes) -> _Read:
@@ -435,7 +442,7 @@ def _read_small(path: bytes) -> _Read:
         if not stat.S_ISREG(before.st_mode):
             raise _Skip("replaced by another kind of file while backing up")
         data = _read_all(fd, before.st_size)
-        return data, before, os.fstat(fd)
+        return data, before, os.fstat(fd), _read_xattrs(fd)
     except OSError as exc:
         raise _Skip(f"read failed: {exc.strerror}") from exc
     finally:

@@ -65,6 +65,8 @@ class RestoreSummary:
     bytes_written: int = 0
     skipped_existing: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """Things restored incompletely but not failed (xattrs the target cannot hold)."""
     verified: int = 0
 
     @property
@@ -189,6 +191,7 @@ class _Restorer:
             self.error(rel, f"cannot create directory: {exc.strerror}")
             return
         handle = _DirHandle(fd)
+        self.set_xattrs(fd, node, rel)
         before = self.summary.files + len(self.futures) + self.summary.links
         try:
             self.restore_tree(handle, bytes(node.subtree), rel, include_all)
@@ -330,6 +333,7 @@ class _Restorer:
                     written += len(data)
                 if written != node.size:
                     raise RepoError(f"has {written} bytes, the snapshot says {node.size}")
+                self.set_xattrs(fd, node, job.path)
                 self.set_meta(fd, node, is_link=False, fd_based=True)
             finally:
                 os.close(fd)
@@ -343,6 +347,17 @@ class _Restorer:
         if hasher is not None:
             job.digest = hasher.digest()
         return written
+
+    def set_xattrs(self, fd: int, node: Node, rel: str) -> None:
+        """Set a file's or directory's extended attributes through its open fd."""
+        for name, value in node.xattrs.items():
+            try:
+                os.setxattr(fd, name, value)
+            except OSError as exc:
+                self.summary.warnings.append(
+                    f"{rel}: extended attribute {name.decode(errors='replace')} not "
+                    f"restored: {exc.strerror}"
+                )
 
     def set_meta(
         self, fd_or_dir: int, node: Node, *, is_link: bool, fd_based: bool = False

@@ -167,3 +167,24 @@ def test_backup_excludes_gitignore_patterns(tmp_path: Path, repo: Repository) ->
     snap = resolve_snapshot(repo, "latest")
     names = {p[len(str(src)) :] for p, _ in list_dir(repo, snap, str(src), recursive=True)}
     assert names == {"/keep.txt", "/deep", "/deep/build", "/deep/build/keep-not.o"}
+
+
+def test_backup_restore_keeps_extended_attributes(tmp_path: Path, repo: Repository) -> None:
+    src = tmp_path / "src"
+    write(src / "tagged.txt", b"x")
+    (src / "dir").mkdir()
+    try:
+        os.setxattr(src / "tagged.txt", "user.origin", b"camera\x00raw")
+        os.setxattr(src / "dir", "user.kind", b"album")
+    except OSError as exc:
+        pytest.skip(f"no user xattrs on this filesystem: {exc.strerror}")
+    run_backup(repo, BackupOptions(paths=[src]))
+    # An unchanged file keeps its xattrs in the next snapshot without being re-read.
+    second = run_backup(repo, BackupOptions(paths=[src]))
+    assert second.files_unmodified == 1
+    target = tmp_path / "restore"
+    result = run_restore(repo, resolve_snapshot(repo, "latest"), RestoreOptions(target=target))
+    assert result.errors == [] and result.warnings == []
+    base = target / str(src).lstrip("/")
+    assert os.getxattr(base / "tagged.txt", "user.origin") == b"camera\x00raw"
+    assert os.getxattr(base / "dir", "user.kind") == b"album"
