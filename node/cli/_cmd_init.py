@@ -19,9 +19,10 @@ from node.repo import (
     init_home,
     kdf_params_from_env,
     parse_compression,
+    resolve_home,
 )
 
-from ._common import HomeOpt, JsonOpt, PasswordFileOpt, home_of, print_json
+from ._common import HomeOpt, JsonOpt, PasswordFileOpt, print_json
 from ._errors import CliError, user_errors
 from ._passphrase import get_new_passphrase, get_passphrase, write_generated_passphrase
 from ._sizes import parse_size
@@ -48,7 +49,7 @@ def init(
     Exit codes: 0 created; 1 the home already holds a node, or no passphrase.
     """
     with user_errors():
-        paths = home_of(home)
+        paths = resolve_home(home)
         if paths.holds_node():
             raise HomeError(f"{paths.root} already holds a node; refusing to overwrite it")
         try:
@@ -117,7 +118,7 @@ def passwd(
     Exit codes: 0 changed; 1 wrong current passphrase or no new one (nothing changed).
     """
     with user_errors():
-        paths = home_of(home)
+        paths = resolve_home(home)
         old = get_passphrase(password_file, paths)
         new = get_new_passphrase(new_password_file, env_prefix="SHADOWVAULT_NEW")
         change_passphrase(paths, old, new)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from node.repo import HomePaths, Repository, open_repository, resolve_home
+from node.repo import Repository, open_repository, resolve_home
 
 from ._passphrase import get_passphrase
 
@@ -33,10 +33,6 @@ PasswordFileOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def home_of(home: Path | None) -> HomePaths:
-    return resolve_home(home)
 
 
 @contextmanager

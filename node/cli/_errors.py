@@ -12,7 +12,7 @@ Exit codes (documented in every command's help):
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
@@ -54,6 +54,3 @@ def user_errors() -> Iterator[None]:
         fail("interrupted", EXIT_INTERRUPTED)
     except OSError as exc:
         fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
-
-
-Command = Callable[..., None]

@@ -297,7 +297,9 @@ class _Backup:
 
         ahead = self.prefetch.take(path)
         if ahead is not None:
-            data, before, after, node.xattrs = _result_or_skip(ahead)
+            data, before, after, node.xattrs = (
+                ahead.result()
+            )  # raises _Skip as the inline read would
             size = len(data)
             self.chunk_buffer(data, slot)
         else:
@@ -449,10 +451,6 @@ def _read_small(path: bytes) -> _Read:
         os.close(fd)
 
 
-def _result_or_skip(future: Future[_Read]) -> _Read:
-    return future.result()  # raises _Skip as the inline read would
-
-
 class _Prefetcher:
     """Reads small files ahead of the walk on two threads.
 
@@ -513,6 +511,42 @@ def _read_all(fd: int, size: int) -> bytes:
         parts.append(block)
         got += len(block)
     return b"".join(parts)
+
+
+@dataclass
+class _ChainDir:
+    """A directory on the way from / to a backed-up path, recorded but not walked."""
+
+    node: Node
+    children: dict[bytes, _ChainDir | Node] = field(default_factory=dict)
+
+    def chain(self, path: Path) -> _ChainDir:
+        """The chain directory that will hold ``path`` (created along the way)."""
+        here = self
+        current = Path("/")
+        for part in path.parts[1:-1]:
+            name = os.fsencode(part)
+            current = current / part
+            child = here.children.get(name)
+            if not isinstance(child, _ChainDir):
+                # stat, not lstat: a symlinked parent (/var/run) is recorded as the
+                # directory it leads to, not as a 0777 link.
+                node = _stat_node(name, os.stat(current))
+                node.type = DIR
+                child = here.children[name] = _ChainDir(node)
+            here = child
+        return here
+
+    def store(self, write_tree: Callable[[bytes], BlobId]) -> BlobId:
+        """Store this directory's tree (children first); returns its id."""
+        nodes = []
+        for child in self.children.values():
+            if isinstance(child, _ChainDir):
+                child.node.subtree = child.store(write_tree)
+                nodes.append(child.node)
+            else:
+                nodes.append(child)
+        return write_tree(encode_tree(nodes))
 
 
 def _pick_parent(
@@ -579,32 +613,17 @@ def run_backup(
         run = _Backup(
             repo, opts, pipeline, lambda pt: store_tree(repo, writer, pt, level, stats), progress
         )
+        root = _ChainDir(Node(name=b"", type=DIR))
         try:
-            # Virtual directories from "/" down to each path: (name chain) -> node.
-            root_children: dict[bytes, tuple[Node, dict[bytes, object]]] = {}
             for ap in abs_paths:
                 parts = [os.fsencode(x) for x in ap.parts[1:]]
-                olds = _descend(repo, parent.tree if parent else None, parts)
-                level_map: dict[bytes, object] = root_children  # type: ignore[assignment]
-                cur = Path("/")
-                for name, old in zip(parts[:-1], olds[:-1], strict=True):
-                    cur = cur / os.fsdecode(name)
-                    if name not in level_map:
-                        # stat, not lstat: a symlinked parent (/var/run) is recorded as
-                        # the directory it leads to, not as a 0777 link.
-                        node = _stat_node(name, os.stat(cur))
-                        node.type = DIR
-                        holder: tuple[Node, dict[bytes, object]] = (node, {})
-                        level_map[name] = holder
-                        node.subtree = old.subtree if old is not None else None
-                    entry = level_map[name]
-                    assert isinstance(entry, tuple)
-                    level_map = entry[1]
                 if not parts:
                     raise BackupError("backing up / itself is not supported; name its directories")
+                olds = _descend(repo, parent.tree if parent else None, parts)
+                holder = root.chain(ap)
                 top_node = run.top(ap, olds[-1])
                 if top_node is not None:
-                    level_map[parts[-1]] = top_node
+                    holder.children[parts[-1]] = top_node
             pipeline.flush()
             run.finish_ready_dirs()
             assert not run.pending_dirs
@@ -612,19 +631,7 @@ def run_backup(
             run.prefetch.close()
             pipeline.finish()
 
-        def build(children: dict[bytes, object]) -> BlobId:
-            nodes = []
-            for value in children.values():
-                if isinstance(value, tuple):
-                    node, sub = value
-                    node.subtree = build(sub)
-                    nodes.append(node)
-                else:
-                    assert isinstance(value, Node)
-                    nodes.append(value)
-            return store_tree(repo, writer, encode_tree(nodes), level, stats)
-
-        root_tree = build(root_children)  # type: ignore[arg-type]
+        root_tree = root.store(lambda plain: store_tree(repo, writer, plain, level, stats))
         summary = run.summary
         summary.bytes_added = pipeline.stats.bytes_added + stats.bytes_added
         summary.bytes_stored = pipeline.stats.bytes_stored + stats.bytes_stored

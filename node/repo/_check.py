@@ -37,7 +37,7 @@ from ._pack import (
 from ._repository import Repository
 from ._seal import Sealer
 
-_BATCH_BYTES = 8 * 1024 * 1024
+_BATCH_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,7 +341,9 @@ def _read_data(
                     )
                     continue
                 stopped_at = None
-                for item in scan_pack_bodies(fd, FILE_HEADER.size, end):
+                # 4 MiB reads: each batch in flight pins the blocks its views point into,
+                # so smaller blocks keep peak memory under restic's at the same speed.
+                for item in scan_pack_bodies(fd, FILE_HEADER.size, end, block=4 * 1024 * 1024):
                     if isinstance(item, ScanStop):
                         stopped_at = item.offset
                         report.problems.append(

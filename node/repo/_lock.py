@@ -57,19 +57,3 @@ def _read_pid(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).decode().strip())
     except (ValueError, OSError):
         return None
-
-
-def lock_holder(path: Path) -> int | None:
-    """Return the pid holding the lock at ``path``, or None if it is free."""
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDWR)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _read_pid(fd)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)

@@ -9,7 +9,6 @@ packs, records also survive an index rebuild.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,11 +123,6 @@ def load_snapshot(repo: Repository, snap_id: BlobId) -> Snapshot:
     return Snapshot.decode(repo.load(snap_id), snap_id)
 
 
-def snapshot_ids(repo: Repository) -> list[BlobId]:
-    """Ids of every snapshot in the index."""
-    return [BlobId(k[1:]) for k, _ in repo.store.iter_records(ix.SNAPSHOT_PREFIX)]
-
-
 def list_snapshots(repo: Repository) -> list[Snapshot]:
     """All snapshots whose records open and whose signatures are ours, oldest first.
 
@@ -148,10 +142,6 @@ def list_snapshots(repo: Repository) -> list[Snapshot]:
         out.append(load_snapshot(repo, snap_id))
     out.sort(key=lambda s: (s.time_ns, bytes(s.id or b"")))
     return out
-
-
-def iter_snapshots(repo: Repository) -> Iterator[Snapshot]:
-    yield from list_snapshots(repo)
 
 
 def resolve_snapshot(repo: Repository, ref: str, snaps: list[Snapshot] | None = None) -> Snapshot:
