@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import sys
 from typing import Annotated
 
 import typer
 
 from config import example_config_text
-from node.repo import InitOptions, PassphraseError, init_home, kdf_params_from_env, resolve_home
+from node.repo import InitOptions, init_home, kdf_params_from_env, resolve_home
 
 from ._common import HomeOpt, PasswordFileOpt
 from ._errors import user_errors
-from ._passphrase import get_new_passphrase, get_passphrase, write_generated_passphrase
+from ._passphrase import (
+    NoPassphraseSource,
+    get_new_passphrase,
+    get_passphrase,
+    write_generated_passphrase,
+)
 
 node_app = typer.Typer(help="Run and inspect the node daemon.", no_args_is_help=True)
 
@@ -48,19 +51,10 @@ def run(
     with user_errors():
         paths = resolve_home(home)
         if init and not paths.holds_node():
-            if (
-                sys.stdin.isatty()
-                and password_file is None
-                and not os.environ.get("SHADOWVAULT_PASSWORD")
-            ):
-                passphrase = get_new_passphrase(None)
-                generated = False
-            else:
-                try:
-                    passphrase = get_new_passphrase(password_file)
-                    generated = False
-                except PassphraseError:  # no source and no terminal: generate one
-                    passphrase, generated = secrets.token_urlsafe(32), True
+            try:
+                passphrase, generated = get_new_passphrase(password_file), False
+            except NoPassphraseSource:  # nothing to read and nobody to ask: generate one
+                passphrase, generated = secrets.token_urlsafe(32), True
             if generated:
                 write_generated_passphrase(paths, passphrase)
             init_home(

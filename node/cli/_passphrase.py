@@ -15,6 +15,10 @@ from pathlib import Path
 from node.repo import HomePaths, PassphraseError
 
 
+class NoPassphraseSource(PassphraseError):
+    """No flag, no environment variable, no generated file and no terminal to ask on."""
+
+
 def _read_file(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
@@ -52,7 +56,7 @@ def get_passphrase(password_file: Path | None, home: HomePaths | None) -> str:
     if value is not None:
         return value
     if not _tty():
-        raise PassphraseError(
+        raise NoPassphraseSource(
             "no passphrase: set SHADOWVAULT_PASSWORD or SHADOWVAULT_PASSWORD_FILE, "
             "pass --password-file, or run on a terminal"
         )
@@ -69,7 +73,7 @@ def get_new_passphrase(password_file: Path | None, *, env_prefix: str = "SHADOWV
     if value is not None:
         return value
     if not _tty():
-        raise PassphraseError(
+        raise NoPassphraseSource(
             f"no passphrase: set {env_prefix}_PASSWORD or {env_prefix}_PASSWORD_FILE, "
             "pass a password file, or run on a terminal"
         )

@@ -37,6 +37,7 @@ from node.repo import (
     Snapshot,
     load_tree,
 )
+from protocol import BlobId
 
 WRITERS = 2
 """Files written at once."""
@@ -170,8 +171,6 @@ class _Restorer:
     # -- walking ------------------------------------------------------------------------
 
     def restore_tree(self, handle: _DirHandle, tree_id: bytes, rel: str, include_all: bool) -> None:
-        from protocol import BlobId
-
         nodes = load_tree(self.repo, BlobId(tree_id))
         for node in nodes:
             child_rel = f"{rel}/{os.fsdecode(node.name)}" if rel else os.fsdecode(node.name)
