@@ -295,23 +295,19 @@ class _Backup:
 
             return fill
 
+        # The reference is the walk's lstat (what the node records): a file changed or
+        # replaced between that and the end of the read shows in the fstat after it.
         ahead = self.prefetch.take(path)
         if ahead is not None:
-            data, before, after, node.xattrs = (
-                ahead.result()
-            )  # raises _Skip as the inline read would
+            data, after, node.xattrs = ahead.result()  # raises _Skip as below
             size = len(data)
             self.chunk_buffer(data, slot)
         else:
             fd = _open_regular(path)
             try:
-                before = os.fstat(fd)
-                if not stat.S_ISREG(before.st_mode):
-                    raise _Skip("replaced by another kind of file while backing up")
-                node.xattrs = _read_xattrs(fd)
                 size = 0
-                if before.st_size <= _SMALL_FILE:
-                    data = _read_all(fd, before.st_size)
+                if st.st_size <= _SMALL_FILE:
+                    data = _read_all(fd, st.st_size)
                     size = len(data)
                     self.chunk_buffer(data, slot)
                 else:
@@ -319,15 +315,17 @@ class _Backup:
                         for view in self.chunker.chunks_of_stream(stream):
                             size += len(view)
                             self.pipeline.add(view, slot(), copy=True)
-                after = os.fstat(fd)
+                after = _fstat_regular(fd)
+                node.xattrs = _read_xattrs(fd)
             except OSError as exc:
                 raise _Skip(f"read failed: {exc.strerror}") from exc
             finally:
                 os.close(fd)
         if (
-            after.st_mtime_ns != before.st_mtime_ns
-            or after.st_size != before.st_size
-            or size != before.st_size
+            after.st_mtime_ns != st.st_mtime_ns
+            or after.st_size != st.st_size
+            or after.st_ino != st.st_ino
+            or size != st.st_size
         ):
             self.warn(path, "changed while it was read; the snapshot has the bytes read")
             node.mtime_ns = after.st_mtime_ns
@@ -427,24 +425,33 @@ def _unchanged(old: Node | None, st: os.stat_result) -> bool:
 
 def _open_regular(path: bytes) -> int:
     try:
-        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a file replaced by a FIFO since the walk's lstat must not hang the
+        # backup in open(); it is refused by the S_ISREG check after the read.
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         reason = "vanished" if isinstance(exc, FileNotFoundError) else str(exc.strerror)
         raise _Skip(reason) from exc
 
 
-_Read = tuple[bytes, os.stat_result, os.stat_result, dict[bytes, bytes]]
+_Read = tuple[bytes, os.stat_result, dict[bytes, bytes]]
 
 
-def _read_small(path: bytes) -> _Read:
-    """Open, fstat, read whole and fstat again (a prefetch thread runs this)."""
+def _fstat_regular(fd: int) -> os.stat_result:
+    after = os.fstat(fd)
+    if not stat.S_ISREG(after.st_mode):
+        raise _Skip("replaced by another kind of file while backing up")
+    return after
+
+
+def _read_small(path: bytes, size: int) -> _Read:
+    """Read a small file whole, then fstat it and read its xattrs (a read-ahead thread).
+
+    Few syscalls on purpose: each one hands the GIL back and waits to get it again.
+    """
     fd = _open_regular(path)
     try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode):
-            raise _Skip("replaced by another kind of file while backing up")
-        data = _read_all(fd, before.st_size)
-        return data, before, os.fstat(fd), _read_xattrs(fd)
+        data = _read_all(fd, size)
+        return data, _fstat_regular(fd), _read_xattrs(fd)
     except OSError as exc:
         raise _Skip(f"read failed: {exc.strerror}") from exc
     finally:
@@ -472,7 +479,7 @@ class _Prefetcher:
     def _pump(self) -> None:
         while self._queue and (self._bytes < self._budget or not self._ahead):
             path, size = self._queue.popleft()
-            self._ahead[path] = (self._pool.submit(_read_small, path), size)
+            self._ahead[path] = (self._pool.submit(_read_small, path, size), size)
             self._bytes += size
 
     def take(self, path: bytes) -> Future[_Read] | None:

@@ -188,3 +188,25 @@ def test_backup_restore_keeps_extended_attributes(tmp_path: Path, repo: Reposito
     base = target / str(src).lstrip("/")
     assert os.getxattr(base / "tagged.txt", "user.origin") == b"camera\x00raw"
     assert os.getxattr(base / "dir", "user.kind") == b"album"
+
+
+def test_backup_file_replaced_by_a_fifo_mid_backup_does_not_hang(
+    tmp_path: Path, repo: Repository
+) -> None:
+    src = tmp_path / "src"
+    for i in range(5):
+        write(src / f"f{i}.txt", b"x" * 100)
+    with open(src / "f3.txt", "wb") as f:  # big: read when the walk reaches it
+        f.truncate(9 * 1024 * 1024)
+
+    class ReplaceWithFifo:
+        """Swaps a listed file for a FIFO with no writer: opening it must not block."""
+
+        def file_done(self, files: int, bytes_done: int, path: str) -> None:
+            if path.endswith("f1.txt"):
+                (src / "f3.txt").unlink()
+                os.mkfifo(src / "f3.txt")
+
+    summary = run_backup(repo, BackupOptions(paths=[src]), ReplaceWithFifo())
+    assert len(summary.warnings) == 1 and "f3.txt" in summary.warnings[0]
+    assert summary.snapshot_id
