@@ -207,6 +207,18 @@ def test_backup_file_replaced_by_a_fifo_mid_backup_does_not_hang(
                 (src / "f3.txt").unlink()
                 os.mkfifo(src / "f3.txt")
 
-    summary = run_backup(repo, BackupOptions(paths=[src]), ReplaceWithFifo())
+    import threading
+
+    result: list = []
+    worker = threading.Thread(
+        target=lambda: result.append(
+            run_backup(repo, BackupOptions(paths=[src]), ReplaceWithFifo())
+        ),
+        daemon=True,  # a regression blocks in open(): fail the test, don't hang the suite
+    )
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "backup hung opening a FIFO"
+    summary = result[0]
     assert len(summary.warnings) == 1 and "f3.txt" in summary.warnings[0]
     assert summary.snapshot_id
