@@ -18,8 +18,8 @@ py-libp2p 0.8.1 works but has measured traps, each handled here:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import multiaddr
@@ -146,6 +146,26 @@ class MeshHost:
             log.debug("disconnect %s: %r", peer, exc)
 
 
+@contextmanager
+def single_exceptions() -> Iterator[None]:
+    """Re-raise a one-exception group (from nested nurseries) as that exception.
+
+    The body of ``open_host``/``open_mesh`` runs inside libp2p's and our nurseries, and
+    trio wraps whatever escapes a nursery in an ``ExceptionGroup``. A caller of a context
+    manager expects the exception its own block raised; true multi-error groups are
+    kept as they are.
+    """
+    try:
+        yield
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if leaf is group:
+            raise
+        raise leaf from leaf.__cause__
+
+
 def host_key_pair(identity: nacl.signing.SigningKey) -> Any:
     """The libp2p key pair of the node's identity (the same Ed25519 key, same peer id)."""
     return create_new_key_pair(bytes(identity))
@@ -192,15 +212,16 @@ async def open_host(
         ),
         announce_addrs=announce_addrs,
     )
-    async with host.run(listen_addrs=listen_addrs):
-        try:
-            yield MeshHost(host)
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
-                async with trio.open_nursery() as nursery:
-                    for peer in list(host.get_connected_peers()):
-                        nursery.start_soon(_quiet_disconnect, host, peer)
-                await host.close()
+    with single_exceptions():
+        async with host.run(listen_addrs=listen_addrs):
+            try:
+                yield MeshHost(host)
+            finally:
+                with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT):
+                    async with trio.open_nursery() as nursery:
+                        for peer in list(host.get_connected_peers()):
+                            nursery.start_soon(_quiet_disconnect, host, peer)
+                    await host.close()
 
 
 async def _quiet_disconnect(host: IHost, peer: ID) -> None:

@@ -40,7 +40,7 @@ from protocol import (
 from ._client import ExchangeClient
 from ._errors import MeshError, UnknownPeer
 from ._fetch import Fetcher, FetchResult, Scores
-from ._host import MeshHost, open_host
+from ._host import MeshHost, open_host, single_exceptions
 from ._peers import PeerBook, PeerRecord
 from ._replicate import Replicator, build_announcement
 from ._server import BlobSource, ExchangeServer
@@ -376,14 +376,15 @@ async def open_mesh(
         notifee = _ConnectNotifee(send)
         host.host.get_network().register_notifee(notifee)
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(mesh._background, receive)
-                for addr in settings.bootstrap:
-                    nursery.start_soon(_dial_bootstrap, host, addr)
-                try:
-                    yield mesh
-                finally:
-                    nursery.cancel_scope.cancel()
+            with single_exceptions():
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(mesh._background, receive)
+                    for addr in settings.bootstrap:
+                        nursery.start_soon(_dial_bootstrap, host, addr)
+                    try:
+                        yield mesh
+                    finally:
+                        nursery.cancel_scope.cancel()
         finally:
             host.host.get_network().remove_notifee(notifee)
             send.close()

@@ -1,0 +1,131 @@
+"""Announcements and replication with real hosts on loopback, in one trio run."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from node.p2p import MeshState, RepoBlobSource
+from node.repo import BlobKind, check_store
+from protocol import BlobId, decode_manifest
+from tests.p2p.helpers import know, link, repo_at, running, snapshot_of, wait_until
+
+
+class CorruptingSource(RepoBlobSource):
+    """A hostile holder: serves every blob it has with one bit flipped."""
+
+    def read(self, blob_id: BlobId) -> bytes | None:
+        data = super().read(blob_id)
+        if data is None:
+            return None
+        return bytes([data[0] ^ 1]) + data[1:]
+
+
+def _rejected() -> float:
+    return REGISTRY.get_sample_value("shadowvault_p2p_blobs_rejected_total") or 0.0
+
+
+def _manifest_ids(state, ann) -> list[BlobId]:
+    return list(decode_manifest(state.manifest(ann.manifest_id)).blob_ids)
+
+
+async def test_snapshot_replicates_to_two_holders_with_receipts_despite_a_corrupt_peer(tmp_path):
+    repos = {n: repo_at(tmp_path / n) for n in ("a", "b", "c", "m")}
+    snap = snapshot_of(repos["a"], tmp_path / "src", files=8)
+    try:
+        async with (
+            running(repos["a"]) as a,
+            running(repos["b"]) as b,
+            running(repos["c"]) as c,
+            running(repos["m"]) as m_honest,
+        ):
+            # m first replicates honestly, then is restarted as a corrupting holder.
+            link(a, m_honest)
+            await a.announce(snap)
+            await m_honest.sync()
+            assert m_honest.state.qstate(a.host.peer_id.to_bytes(), 1).state == "complete"
+        source = CorruptingSource(repos["m"], MeshState(repos["m"].store))
+        async with (
+            running(repos["a"]) as a,
+            running(repos["b"]) as b,
+            running(repos["c"]) as c,
+            running(repos["m"], blobs=source) as m,
+        ):
+            for holder in (b, c, m):
+                link(a, holder)
+            # b and c know m, and ask it first: the owner is asked last.
+            know(b, m)
+            know(c, m)
+            rejected = _rejected()
+            for holder in (b, c):
+                await holder.sync()  # pull the announcement from a, then replicate
+            a_raw = a.host.peer_id.to_bytes()
+            [ann] = list(a.state.announcements(a_raw))
+            ids = _manifest_ids(a.state, ann)
+            assert ids[0] == snap  # the sealed snapshot record is part of the copy
+            for holder, repo in ((b, repos["b"]), (c, repos["c"])):
+                q = holder.state.qstate(a_raw, 1)
+                assert q.state == "complete" and q.receipt_sent
+                for blob_id in ids:
+                    assert repo.store.read(blob_id) == repos["a"].store.read(blob_id)
+                    assert repo.store.location(blob_id).kind is BlobKind.FOREIGN
+                assert holder.scores.get(m.host.peer_id.to_bytes()) < 0
+                report = check_store(repo, read_data=True)
+                assert not report.problems
+            assert _rejected() > rejected
+            replicas = a.replicas()
+            assert sorted(replicas[snap.hex()]) == sorted(
+                [b.peer_id, c.peer_id, m.peer_id]
+            )  # m's receipt came from its honest run
+    finally:
+        for r in repos.values():
+            r.close()
+
+
+async def test_replication_resumes_after_restart_and_pulls_on_reconnect(tmp_path):
+    repo_a, repo_b = repo_at(tmp_path / "a"), repo_at(tmp_path / "b")
+    snap1 = snapshot_of(repo_a, tmp_path / "src1", files=3, seed=1)
+    snap2 = snapshot_of(repo_a, tmp_path / "src2", files=3, seed=2)
+    try:
+        async with running(repo_a) as a:
+            # b was offline: both announcements are made before it ever connects.
+            first = await a.announce(snap1)
+            second = await a.announce(snap2)
+            assert (first.seq, second.seq) == (1, 2)
+            assert (await a.announce(snap1)).seq == 1  # announcing again is idempotent
+            async with running(repo_b) as b:
+                link(a, b)
+                await b.sync()
+                a_raw = a.host.peer_id.to_bytes()
+                assert [q.state for _, _, q in b.state.queued()] == ["complete", "complete"]
+            async with running(repo_b) as b:  # a restart finds its state and fetches nothing
+                link(a, b)
+                received = REGISTRY.get_sample_value("shadowvault_p2p_blobs_received_total")
+                await b.sync()
+                assert REGISTRY.get_sample_value("shadowvault_p2p_blobs_received_total") == received
+            assert sorted(a.replicas()) == sorted([snap1.hex(), snap2.hex()])
+            assert all(v == [b.peer_id] for v in a.replicas().values())
+            assert b.state.last_seq(a_raw) == 2
+    finally:
+        repo_a.close()
+        repo_b.close()
+
+
+async def test_holder_pulls_and_replicates_on_connect_without_a_sync_round(tmp_path):
+    repo_a, repo_b = repo_at(tmp_path / "a"), repo_at(tmp_path / "b")
+    snap = snapshot_of(repo_a, tmp_path / "src", files=3)
+    try:
+        async with running(repo_a) as a, running(repo_b) as b:
+            link(a, b)
+            await a.announce(snap)  # pushed to b: b replicates in the background
+            await wait_until(lambda: a.replicas().get(snap.hex()) == [b.peer_id])
+            snap2 = snapshot_of(repo_a, tmp_path / "src2", files=2, seed=9)
+        # b offline while a announces; b's next connection pulls and replicates.
+        async with running(repo_a) as a:
+            await a.announce(snap2)
+            async with running(repo_b) as b:
+                link(a, b)
+                await b.connect(a.peer_id)
+                await wait_until(lambda: a.replicas().get(snap2.hex()) == [b.peer_id])
+    finally:
+        repo_a.close()
+        repo_b.close()
