@@ -71,18 +71,26 @@ class Fetcher:
         self._state = state
         self.scores = scores
         self._write_lock = trio.Lock()
+        self._held: dict[bytes, int] = {}  # owner -> bytes held, loaded on first use
 
     async def fetch(
-        self, ids: Sequence[BlobId], sources: Sequence[ID], owner: bytes, quota: int = 0
+        self,
+        ids: Sequence[BlobId],
+        sources: Sequence[ID],
+        owner: bytes,
+        quota: int = 0,
+        kind: BlobKind = BlobKind.FOREIGN,
     ) -> FetchResult:
         """Fetch every blob of ``ids`` not already stored, from ``sources``.
 
         Args:
             ids: blob ids (duplicates allowed).
             sources: peers to ask; the owner, if among them, is asked last.
-            owner: raw peer id of the owner; the blobs are stored as FOREIGN and
-                accounted to it.
+            owner: raw peer id of the owner.
             quota: bytes kept at most for the owner (0: no limit).
+            kind: how the blobs are stored. FOREIGN blobs (another owner's) are
+                accounted to ``owner`` against ``quota``; any other kind is the
+                owner getting its own blobs back (healing, recovery), not accounted.
 
         Raises:
             QuotaExceeded: the next blobs would not fit the owner's quota (those stored
@@ -95,7 +103,7 @@ class Fetcher:
             for peer in self.scores.order(sources, last=owner):
                 if not pending:
                     break
-                await self._fetch_from(peer, pending, owner, quota, result)
+                await self._fetch_from(peer, pending, owner, quota, kind, result)
             result.missing.extend(pending)
         return result
 
@@ -114,6 +122,7 @@ class Fetcher:
         pending: dict[BlobId, None],
         owner: bytes,
         quota: int,
+        kind: BlobKind,
         result: FetchResult,
     ) -> None:
         """Ask one peer for the pending blobs until it has no more of them."""
@@ -132,7 +141,7 @@ class Fetcher:
             assert isinstance(reply, BlobsReply)
             good = self._verify(peer, reply, set(asked))
             if good:
-                await self._store_blobs(owner, quota, good)
+                await self._store_blobs(owner, quota, kind, good)
                 for blob_id, data in good:
                     pending.pop(blob_id, None)
                     result.fetched += 1
@@ -162,23 +171,32 @@ class Fetcher:
         return good
 
     async def _store_blobs(
-        self, owner: bytes, quota: int, blobs: list[tuple[BlobId, bytes]]
+        self, owner: bytes, quota: int, kind: BlobKind, blobs: list[tuple[BlobId, bytes]]
     ) -> None:
         async with self._write_lock:
-            await trio.to_thread.run_sync(self._store_sync, owner, quota, blobs)
+            await trio.to_thread.run_sync(self._store_sync, owner, quota, kind, blobs)
         metrics.BLOBS_RECEIVED.inc(len(blobs))
         metrics.BYTES_RECEIVED.inc(sum(len(d) for _, d in blobs))
 
-    def _store_sync(self, owner: bytes, quota: int, blobs: list[tuple[BlobId, bytes]]) -> None:
-        if quota:
-            _, held = self._state.held_for(owner)
-            if held + sum(len(d) for _, d in blobs) > quota:
+    def _store_sync(
+        self, owner: bytes, quota: int, kind: BlobKind, blobs: list[tuple[BlobId, bytes]]
+    ) -> None:
+        foreign = kind is BlobKind.FOREIGN
+        size = sum(len(d) for _, d in blobs)
+        held = 0
+        if foreign:
+            if owner not in self._held:
+                self._held[owner] = self._state.held_for(owner)[1]
+            held = self._held[owner]
+            if quota and held + size > quota:
                 raise QuotaExceeded(
                     f"holding {held} bytes for {owner.hex()[-8:]}; these blobs would exceed "
                     f"its quota of {quota} bytes"
                 )
         with self._store.writer() as writer:
             for blob_id, data in blobs:
-                writer.put(data, BlobKind.FOREIGN, 0, blob_id=blob_id)
-        # After the blobs are durable; a crash in between only under-counts.
-        self._state.record_held(owner, [(b, len(d)) for b, d in blobs])
+                writer.put(data, kind, 0, blob_id=blob_id)
+        if foreign:
+            # After the blobs are durable; a crash in between only under-counts.
+            self._state.record_held(owner, [(b, len(d)) for b, d in blobs])
+            self._held[owner] = held + size

@@ -27,7 +27,7 @@ from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from node.repo import BlobNotFound, CorruptBlob, Repository
+from node.repo import BlobKind, BlobNotFound, CorruptBlob, Repository
 from protocol import (
     EXCHANGE_PROTOCOL,
     Announcement,
@@ -42,6 +42,7 @@ from ._errors import MeshError, UnknownPeer
 from ._fetch import Fetcher, FetchResult, Scores
 from ._host import MeshHost, open_host, single_exceptions
 from ._peers import PeerBook, PeerRecord
+from ._recover import restore_snapshot_record
 from ._replicate import Replicator, build_announcement
 from ._server import BlobSource, ExchangeServer
 from ._state import MeshState
@@ -307,9 +308,46 @@ class Mesh:
             "replication": queue,
         }
 
-    async def fetch_blobs(self, ids: Sequence[BlobId], owner: str) -> FetchResult:
-        """Fetch blobs of ``owner`` that are missing here from any known peer (healing)."""
-        return await self.fetcher.fetch(ids, self._sources(), parse_peer_id(owner))
+    async def fetch_blobs(
+        self, ids: Sequence[BlobId], *, kind: BlobKind, owner: str | None = None
+    ) -> FetchResult:
+        """Fetch blobs missing here from the known peers, verified against their ids.
+
+        Args:
+            ids: the blobs wanted.
+            kind: how to store them. For our own blobs (``owner`` None: healing,
+                restore after recovery) the caller knows what each is: DATA, TREE,
+                SNAPSHOT. For another owner's blobs it must be FOREIGN.
+            owner: the peer id whose blobs these are (None: ours).
+
+        Returns:
+            What was fetched, and the ids no peer could supply.
+        """
+        if owner is None:
+            raw = self._host.peer_id.to_bytes()
+        else:
+            raw = parse_peer_id(owner)
+            if kind is not BlobKind.FOREIGN:
+                raise ValueError("another owner's blobs are stored as FOREIGN")
+        return await self.fetcher.fetch(ids, self._sources(), raw, kind=kind)
+
+    async def recover_snapshots(self) -> list[BlobId]:
+        """After a loss: pull our own announcements from every store-at peer and put
+        back each snapshot record not in the store. Returns the restored snapshot ids.
+
+        Raises:
+            RepoError: a record is not ours (wrong identity or master secret).
+        """
+        async with trio.open_nursery() as nursery:
+            for rec in self.peers.all():
+                if rec.store_at:
+                    nursery.start_soon(self._dial_and_pull, ID(rec.raw_id))
+        restored = []
+        for ann in list(self.state.announcements(self._host.peer_id.to_bytes())):
+            snap = await trio.to_thread.run_sync(restore_snapshot_record, self._repo, ann)
+            if snap is not None:
+                restored.append(snap)
+        return restored
 
     def _sources(self) -> list[ID]:
         return [ID(r.raw_id) for r in self.peers.all() if r.authorised]

@@ -65,6 +65,8 @@ from ._state import MeshState
 
 log = logging.getLogger("shadowvault.p2p")
 
+SERVE_CONCURRENCY = 8
+"""Requests served at once, over all peers and streams."""
 IDLE_TIMEOUT = 300.0
 """Seconds an inbound stream may sit without a request before we close it."""
 
@@ -143,6 +145,9 @@ class ExchangeServer:
         self._on_announcement = on_announcement
         self._clock = clock
         self._replay = ReplayCache()
+        # Bounds the memory of replies being built (up to REPLY_BUDGET each) however
+        # many streams peers open.
+        self._limit = trio.CapacityLimiter(SERVE_CONCURRENCY)
 
     async def handle(self, stream: INetStream) -> None:
         """Serve one inbound stream until the peer closes it (or it idles out)."""
@@ -170,7 +175,8 @@ class ExchangeServer:
         """Check one request from the authenticated ``peer`` and answer it."""
         try:
             req = self._check(peer, raw)
-            reply = await self._dispatch(peer, req)
+            async with self._limit:
+                reply = await self._dispatch(peer, req)
         except _Refused as exc:
             metrics.REQUESTS_REFUSED.labels(exc.code.value).inc()
             return ErrorReply(exc.code, str(exc))
