@@ -10,12 +10,16 @@ from ._service import run_daemon as run_daemon
 from ._tokens import ROLES as ROLES
 from ._tokens import create_token as create_token
 from ._tokens import ensure_owner_token as ensure_owner_token
+from ._tokens import list_tokens as list_tokens
+from ._tokens import revoke_token as revoke_token
 
 __all__ = [
     "DEFAULT_API",
     "ROLES",
     "create_token",
     "ensure_owner_token",
+    "list_tokens",
     "peer_id_of",
+    "revoke_token",
     "run_daemon",
 ]
