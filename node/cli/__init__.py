@@ -14,6 +14,7 @@ from ._cmd_backup import backup
 from ._cmd_browse import diff, dump, find, ls, snapshots
 from ._cmd_check import check, stats
 from ._cmd_init import init, key_app
+from ._cmd_jobs import jobs
 from ._cmd_node import node_app
 from ._cmd_repair import repair_app
 from ._cmd_restore import restore
@@ -40,6 +41,7 @@ app.command()(dump)
 app.command()(diff)
 app.command()(check)
 app.command()(stats)
+app.command()(jobs)
 
 
 def _limit_malloc_arenas() -> None:

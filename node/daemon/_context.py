@@ -37,6 +37,8 @@ class NodeContext:
     io_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(2))
     """Short store reads for requests; jobs have their own limiter, so a long backup
     never makes ``snapshots`` wait."""
+    scheduler: Any = None
+    """The ``Scheduler`` once running (typed loosely: it is built after the context)."""
     components: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     """name -> health probe, for /health."""
 
