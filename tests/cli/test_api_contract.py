@@ -111,3 +111,13 @@ def test_a_viewer_cannot_change_anything(live: Any) -> None:
             continue
     assert live.api("GET", "/api/v1/snapshots", viewer).status_code == 200
     assert live.api("GET", "/api/v1/tokens", viewer).status_code == 403
+
+
+def test_health_reports_each_component(live: Any) -> None:
+    body = httpx.get(live.url + "/health", timeout=30).json()
+    assert body["status"] == "healthy"
+    assert body["components"]["store"]["status"] == "healthy"
+    assert body["components"]["store"]["free_bytes"] > 0
+    assert body["uptime_s"] >= 0 and body["version"]
+    assert httpx.get(live.url + "/ready", timeout=30).json() == {"status": "ready"}
+    assert httpx.get(live.url + "/live", timeout=30).json() == {"status": "alive"}
