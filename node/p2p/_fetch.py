@@ -98,14 +98,41 @@ class Fetcher:
         """
         result = FetchResult()
         wanted = await trio.to_thread.run_sync(self._lacking, ids)
-        for start in range(0, len(wanted), BATCH):
-            pending = dict.fromkeys(wanted[start : start + BATCH])
-            for peer in self.scores.order(sources, last=owner):
-                if not pending:
-                    break
-                await self._fetch_from(peer, pending, owner, quota, kind, result)
-            result.missing.extend(pending)
+        # Verified blobs are written by a second task while the next reply is on its way
+        # (writes end in an fdatasync); the channel holds one reply, bounding memory.
+        send, receive = trio.open_memory_channel[list[tuple[BlobId, bytes]]](1)
+        failure: list[QuotaExceeded] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._storer, receive, owner, quota, kind, failure, nursery)
+            async with send:
+                for start in range(0, len(wanted), BATCH):
+                    pending = dict.fromkeys(wanted[start : start + BATCH])
+                    for peer in self.scores.order(sources, last=owner):
+                        if not pending:
+                            break
+                        await self._fetch_from(peer, pending, send, result)
+                    result.missing.extend(pending)
+        if failure:
+            raise failure[0]
         return result
+
+    async def _storer(
+        self,
+        receive: trio.MemoryReceiveChannel[list[tuple[BlobId, bytes]]],
+        owner: bytes,
+        quota: int,
+        kind: BlobKind,
+        failure: list[QuotaExceeded],
+        nursery: trio.Nursery,
+    ) -> None:
+        async with receive:
+            async for blobs in receive:
+                try:
+                    await self._store_blobs(owner, quota, kind, blobs)
+                except QuotaExceeded as exc:
+                    failure.append(exc)
+                    nursery.cancel_scope.cancel()
+                    return
 
     def _lacking(self, ids: Sequence[BlobId]) -> list[BlobId]:
         seen: set[bytes] = set()
@@ -120,9 +147,7 @@ class Fetcher:
         self,
         peer: ID,
         pending: dict[BlobId, None],
-        owner: bytes,
-        quota: int,
-        kind: BlobKind,
+        store: trio.MemorySendChannel[list[tuple[BlobId, bytes]]],
         result: FetchResult,
     ) -> None:
         """Ask one peer for the pending blobs until it has no more of them."""
@@ -141,7 +166,7 @@ class Fetcher:
             assert isinstance(reply, BlobsReply)
             good = self._verify(peer, reply, set(asked))
             if good:
-                await self._store_blobs(owner, quota, kind, good)
+                await store.send(good)
                 for blob_id, data in good:
                     pending.pop(blob_id, None)
                     result.fetched += 1
