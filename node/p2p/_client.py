@@ -16,6 +16,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import nacl.signing
 import trio
@@ -39,6 +40,8 @@ from ._framing import read_frame, write_frame
 from ._host import MeshHost
 
 log = logging.getLogger("shadowvault.p2p")
+
+R = TypeVar("R", bound=Reply)
 
 REQUEST_TIMEOUT = 120.0
 """Seconds one request may take, reply included (a reply holds up to 8 MiB of blobs, or
@@ -66,12 +69,12 @@ class ExchangeClient:
         self._clock = clock
         self._sessions: dict[bytes, _Session] = {}
 
-    async def request(self, peer: ID, body: RequestBody) -> Reply:
-        """Send one request and return the peer's reply (never an ``ErrorReply``).
+    async def request(self, peer: ID, body: RequestBody, expect: type[R]) -> R:
+        """Send one request and return the peer's reply, of type ``expect``.
 
         Raises:
             PeerRefused: the peer answered with an error code.
-            PeerMisbehaved: the reply is not a valid message.
+            PeerMisbehaved: the reply is not a valid message, or not of type ``expect``.
             PeerUnreachable: no stream could be opened, or it failed twice.
         """
         session = self._sessions.setdefault(peer.to_bytes(), _Session())
@@ -86,6 +89,12 @@ class ExchangeClient:
                     continue
                 if isinstance(reply, ErrorReply):
                     raise PeerRefused(peer.to_base58(), reply.code, reply.message)
+                if not isinstance(reply, expect):
+                    await self._drop(session)
+                    raise PeerMisbehaved(
+                        f"peer {peer.to_base58()[-8:]} answered {type(body).__name__} "
+                        f"with {type(reply).__name__}"
+                    )
                 return reply
         raise AssertionError("unreachable")
 

@@ -154,7 +154,7 @@ class Fetcher:
         asked = list(pending)[:MAX_WANT]
         while asked:
             try:
-                reply = await self._client.request(peer, WantBlobs(tuple(asked)))
+                reply = await self._client.request(peer, WantBlobs(tuple(asked)), BlobsReply)
             except PeerMisbehaved as exc:
                 log.warning("%s", exc)
                 self.scores.penalise(peer.to_bytes(), WRONG_BLOB_PENALTY)
@@ -163,7 +163,6 @@ class Fetcher:
                 log.info("fetch from %s: %s", peer.to_base58()[-8:], exc)
                 self.scores.penalise(peer.to_bytes(), UNREACHABLE_PENALTY)
                 return
-            assert isinstance(reply, BlobsReply)
             good = self._verify(peer, reply, set(asked))
             if good:
                 await store.send(good)

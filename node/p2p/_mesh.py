@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +30,7 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from node.repo import BlobKind, BlobNotFound, CorruptBlob, Repository
 from protocol import (
     EXCHANGE_PROTOCOL,
+    Ack,
     Announcement,
     BlobId,
     PushAnnouncement,
@@ -248,7 +249,7 @@ class Mesh:
 
     async def _push(self, peer: ID, ann: Announcement) -> None:
         try:
-            await self.client.request(peer, PushAnnouncement(ann.raw))
+            await self.client.request(peer, PushAnnouncement(ann.raw), Ack)
         except MeshError as exc:
             log.info("announcement %d not pushed to %s: %s", ann.seq, peer, exc)
 
@@ -360,7 +361,7 @@ class Mesh:
             nursery.start_soon(self._replicate_on_wake)
             while True:
                 await trio.sleep(self._settings.sync_interval)
-                await self.sync()
+                await _logged(self.sync(), "sync round")
 
     async def _pull_on_connect(self, pulls: trio.MemoryReceiveChannel[ID]) -> None:
         async for peer in pulls:
@@ -369,15 +370,26 @@ class Mesh:
                 continue
             self.peers.update(peer.to_bytes(), last_seen=int(time.time()))
             try:
-                if await self.replicator.pull(peer):
-                    await self.replicator.run_pass()
+                new = await self.replicator.pull(peer)
             except MeshError as exc:
                 log.info("pull from %s on connect failed: %s", peer.to_base58()[-8:], exc)
+                continue
+            if new:
+                await _logged(self.replicator.run_pass(), "replication pass")
 
     async def _replicate_on_wake(self) -> None:
         while True:
             await self.replicator.wake.wait()
-            await self.replicator.run_pass()
+            await _logged(self.replicator.run_pass(), "replication pass")
+
+
+async def _logged(work: Awaitable[None], what: str) -> None:
+    """Run background work; a failure (a full disk, a store error) is logged and the
+    next round retries, instead of taking the mesh down."""
+    try:
+        await work
+    except Exception:
+        log.exception("%s failed", what)
 
 
 def _strip_p2p(addr: str) -> str:

@@ -24,6 +24,7 @@ from libp2p.peer.id import ID
 
 from node.repo import BlobNotFound, CorruptBlob, Repository, load_snapshot, walk_references
 from protocol import (
+    Ack,
     Announcement,
     AnnouncementsReply,
     AnnouncementsSince,
@@ -143,8 +144,9 @@ class Replicator:
         for owner in owners:
             while True:
                 after = self._state.last_seq(owner)
-                reply = await self._client.request(peer, AnnouncementsSince(owner, after))
-                assert isinstance(reply, AnnouncementsReply)
+                reply = await self._client.request(
+                    peer, AnnouncementsSince(owner, after), AnnouncementsReply
+                )
                 for raw_ann in reply.announcements:
                     try:
                         ann = _decode_checked(raw_ann, owner)
@@ -152,7 +154,8 @@ class Replicator:
                         log.warning("peer %s sent a bad announcement: %s", peer, exc)
                         continue
                     new += self.accept(ann)
-                if not reply.more or not reply.announcements:
+                # A peer that keeps saying "more" without moving us forward is ignored.
+                if not reply.more or self._state.last_seq(owner) <= after:
                     break
         return new
 
@@ -185,7 +188,7 @@ class Replicator:
                 time=int(self._clock()),
             )
             try:
-                await self._client.request(ID(owner), DeliverReceipt(receipt.raw))
+                await self._client.request(ID(owner), DeliverReceipt(receipt.raw), Ack)
             except MeshError as exc:
                 log.info("receipt for %s not delivered yet: %s", ann.snapshot_id.short, exc)
                 return

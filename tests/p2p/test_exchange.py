@@ -8,13 +8,17 @@ import time
 
 import nacl.signing
 import pytest
+import trio
 from libp2p.peer.id import ID
 from prometheus_client import REGISTRY
 
-from node.p2p import PeerRefused
+from node.p2p import PeerRefused, open_host
+from node.repo import BlobKind
 from protocol import (
     EXCHANGE_PROTOCOL,
     MAX_REQUEST_FRAME,
+    Announcement,
+    AnnouncementsReply,
     BlobId,
     BlobsReply,
     ErrorCode,
@@ -25,6 +29,7 @@ from protocol import (
     blob_id_of,
     decode_reply,
     encode_map,
+    encode_reply,
     sign_request,
 )
 from tests.p2p.helpers import link, repo_at, running, snapshot_of
@@ -139,7 +144,7 @@ async def test_exchange_refuses_bad_requests_and_keeps_serving(tmp_path):
             denied = await _raw(x.host, a_peer, x_req)
             assert isinstance(denied, ErrorReply) and denied.code is ErrorCode.NOT_AUTHORISED
             with pytest.raises(PeerRefused) as err:
-                await x.client.request(a_peer, HaveQuery((a_id,)))
+                await x.client.request(a_peer, HaveQuery((a_id,)), HaveReply)
             assert err.value.code is ErrorCode.NOT_AUTHORISED
 
             expected = {
@@ -154,9 +159,9 @@ async def test_exchange_refuses_bad_requests_and_keeps_serving(tmp_path):
                 assert _refused(reason) - before[reason] == n, reason
 
             # ... and the honest peer is still served, on its long-lived stream.
-            have = await b.client.request(a_peer, HaveQuery((a_id, BlobId(b"\0" * 32))))
+            have = await b.client.request(a_peer, HaveQuery((a_id, BlobId(b"\0" * 32))), HaveReply)
             assert have == HaveReply((a_id,))
-            got = await b.client.request(a_peer, WantBlobs((a_id, BlobId(b"\1" * 32))))
+            got = await b.client.request(a_peer, WantBlobs((a_id, BlobId(b"\1" * 32))), BlobsReply)
             assert isinstance(got, BlobsReply)
             assert [i for i, _ in got.blobs] == [a_id]
             assert blob_id_of(got.blobs[0][1]) == a_id
@@ -181,3 +186,64 @@ async def test_fetch_stores_only_verified_requested_blobs(tmp_path):
     finally:
         repo_a.close()
         repo_b.close()
+
+
+async def test_hostile_replies_are_contained(tmp_path):
+    """A peer answering every request with an endless "more" (or the wrong kind of reply)
+    neither hangs nor crashes the node, and is scored down."""
+    repo_b = repo_at(tmp_path / "b")
+    evil_key = nacl.signing.SigningKey.generate()
+    old = Announcement.create(
+        evil_key,
+        seq=1,
+        snapshot_id=blob_id_of(b"record"),
+        manifest_id=BlobId(b"m" * 32),
+        record=b"record",
+        record_sig=bytes(64),
+        time=int(time.time()),
+    )
+    try:
+        async with (
+            open_host(evil_key, ["/ip4/127.0.0.1/tcp/0"]) as evil,
+            running(repo_b) as b,
+        ):
+
+            async def endless_more(stream):
+                while True:
+                    await _read_reply_raw(stream)
+                    body = encode_reply(AnnouncementsReply((old.raw,), more=True))
+                    await stream.write(len(body).to_bytes(4, "big") + body)
+
+            evil.set_handler(EXCHANGE_PROTOCOL, endless_more)
+            evil_id = evil.peer_id.to_base58()
+            b.add_peer(evil_id, addrs=[evil.addrs[0]], store_for=True, store_at=True)
+            # b pulls evil's announcement, then evil repeats it with "more" forever: the
+            # pull returns; replicating it fails (evil answers a want with announcements).
+            with trio.fail_after(30):  # a regression would loop forever
+                await b.sync()
+            [(_, _, q)] = list(b.state.queued())
+            assert q.state == "pending" and q.tries == 1
+            missing = BlobId(b"\5" * 32)
+            result = await b.fetch_blobs([missing], kind=BlobKind.FOREIGN, owner=evil_id)
+            assert result.missing == [missing] and result.fetched == 0
+            assert b.scores.get(evil.peer_id.to_bytes()) < 0
+            assert not repo_b.store.has(missing)
+    finally:
+        repo_b.close()
+
+
+async def _read_reply_raw(stream) -> bytes:
+    head = b""
+    while len(head) < 4:
+        chunk = await stream.read(4 - len(head))
+        if not chunk:
+            raise EOFError
+        head += chunk
+    n = int.from_bytes(head, "big")
+    body = b""
+    while len(body) < n:
+        chunk = await stream.read(n - len(body))
+        if not chunk:
+            raise EOFError
+        body += chunk
+    return body
