@@ -41,6 +41,7 @@ from protocol import (
 from ._client import ExchangeClient
 from ._errors import MeshError, UnknownPeer
 from ._fetch import Fetcher, FetchResult, Scores
+from ._gossip import Gossip, open_gossip
 from ._host import MeshHost, open_host, single_exceptions
 from ._peers import PeerBook, PeerRecord
 from ._recover import restore_snapshot_record
@@ -64,6 +65,13 @@ class MeshSettings:
     trust: a peer is served only once added with a role."""
     sync_interval: float = 30.0
     """Seconds between rounds of dialling known peers, pulling, and retrying replication."""
+    retry_base: float = 5.0
+    """Seconds before the first retry of an incomplete replication; doubles each time."""
+    retry_max: float = 600.0
+    """Longest wait between retries (seconds)."""
+    gossip: bool = True
+    """Also spread announcements by GossipSub (the pull on connect stays the source of
+    truth; off saves a thread and some traffic)."""
 
 
 class RepoBlobSource:
@@ -131,6 +139,8 @@ class Mesh:
             client=self.client,
             fetcher=self.fetcher,
             sources=self._sources,
+            retry_base=settings.retry_base,
+            retry_max=settings.retry_max,
         )
         self.server = ExchangeServer(
             local_peer=host.peer_id.to_bytes(),
@@ -139,6 +149,7 @@ class Mesh:
             blobs=blobs,
             on_announcement=self._on_pushed,
         )
+        self._gossip: Gossip | None = None
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -245,6 +256,8 @@ class Mesh:
             for rec in self.peers.all():
                 if rec.store_at:
                     nursery.start_soon(self._push, ID(rec.raw_id), ann)
+            if self._gossip is not None:
+                nursery.start_soon(self._gossip.publish, ann)
         return ann
 
     async def _push(self, peer: ID, ann: Announcement) -> None:
@@ -379,7 +392,11 @@ class Mesh:
 
     async def _replicate_on_wake(self) -> None:
         while True:
-            await self.replicator.wake.wait()
+            # Until woken by a new announcement, or the earliest retry is due.
+            due = self.replicator.next_due()
+            wait = self._settings.sync_interval if due is None else due - time.time()
+            with trio.move_on_after(max(wait, 0.0)):
+                await self.replicator.wake.wait()
             await _logged(self.replicator.run_pass(), "replication pass")
 
 
@@ -427,14 +444,19 @@ async def open_mesh(
         host.host.get_network().register_notifee(notifee)
         try:
             with single_exceptions():
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(mesh._background, receive)
-                    for addr in settings.bootstrap:
-                        nursery.start_soon(_dial_bootstrap, host, addr)
-                    try:
-                        yield mesh
-                    finally:
-                        nursery.cancel_scope.cancel()
+                async with contextlib.AsyncExitStack() as stack:
+                    if settings.gossip:
+                        mesh._gossip = await stack.enter_async_context(
+                            open_gossip(host, mesh._on_pushed)
+                        )
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(mesh._background, receive)
+                        for addr in settings.bootstrap:
+                            nursery.start_soon(_dial_bootstrap, host, addr)
+                        try:
+                            yield mesh
+                        finally:
+                            nursery.cancel_scope.cancel()
         finally:
             host.host.get_network().remove_notifee(notifee)
             send.close()

@@ -100,6 +100,8 @@ class Replicator:
         client: ExchangeClient,
         fetcher: Fetcher,
         sources: Callable[[], Sequence[ID]],
+        retry_base: float = RETRY_BASE,
+        retry_max: float = RETRY_MAX,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repo = repo
@@ -109,6 +111,7 @@ class Replicator:
         self._fetcher = fetcher
         self._sources = sources
         self._clock = clock
+        self._retry = (retry_base, retry_max)
         self._local = peer_id_from_public(bytes(repo.identity.verify_key))
         self.wake = trio.Event()
         self._pass_lock = trio.Lock()
@@ -158,6 +161,15 @@ class Replicator:
                 if not reply.more or self._state.last_seq(owner) <= after:
                     break
         return new
+
+    def next_due(self) -> float | None:
+        """Unix time of the earliest queued retry (None: nothing waits for one)."""
+        due = [
+            q.next_try
+            for _, _, q in self._state.queued()
+            if q.state == "pending" or (q.state == "complete" and not q.receipt_sent)
+        ]
+        return min(due) if due else None
 
     async def run_pass(self) -> None:
         """One attempt at every queued snapshot whose backoff has expired."""
@@ -217,7 +229,8 @@ class Replicator:
         return replace(q, state="complete", missing=0, tries=q.tries + 1)
 
     def _backoff(self, q: QState, missing: int) -> QState:
-        delay = min(RETRY_BASE * 2**q.tries, RETRY_MAX)
+        base, cap = self._retry
+        delay = min(base * 2**q.tries, cap)
         return replace(q, missing=missing, tries=q.tries + 1, next_try=self._clock() + delay)
 
 

@@ -15,8 +15,9 @@ from node.repo import Repository
 from protocol import BlobId
 from tests.ops.helpers import make_repo
 
-LOOPBACK = MeshSettings(listen=["/ip4/127.0.0.1/tcp/0"], sync_interval=3600)
-"""Loopback, ephemeral port; the periodic round effectively off (tests call ``sync``)."""
+LOOPBACK = MeshSettings(listen=["/ip4/127.0.0.1/tcp/0"], sync_interval=3600, retry_base=0.2)
+"""Loopback, ephemeral port; the periodic round effectively off (tests call ``sync``);
+quick retries."""
 
 
 def snapshot_of(repo: Repository, src: Path, files: int = 6, seed: int = 0) -> BlobId:

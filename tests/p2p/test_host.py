@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
 import nacl.signing
 import pytest
@@ -155,3 +156,30 @@ def test_peer_book_add_list_remove_survives_reopen(tmp_path):
         assert book.all() == []
     finally:
         repo.close()
+
+
+async def test_mesh_start_stop_leaks_no_fds_tasks_or_threads(tmp_path):
+    from tests.p2p.helpers import link, running
+
+    repo_a, repo_b = make_repo(tmp_path / "a"), make_repo(tmp_path / "b")
+
+    def cleanup_threads() -> int:  # pubsub's cache sweeper, one per running mesh
+        return sum("_background_cleanup" in t.name for t in threading.enumerate())
+
+    async def round_trip() -> None:
+        async with running(repo_a) as a, running(repo_b) as b:
+            assert cleanup_threads() == 2
+            link(a, b)
+            await b.sync()
+
+    try:
+        await round_trip()
+        fds, tasks = _fds(), _trio_tasks()
+        for _ in range(5):
+            await round_trip()
+        assert _fds() <= fds
+        assert _trio_tasks() <= tasks
+        assert cleanup_threads() == 0
+    finally:
+        repo_a.close()
+        repo_b.close()

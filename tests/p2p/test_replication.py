@@ -129,3 +129,43 @@ async def test_holder_pulls_and_replicates_on_connect_without_a_sync_round(tmp_p
     finally:
         repo_a.close()
         repo_b.close()
+
+
+async def test_announcement_reaches_an_indirect_holder_by_gossip(tmp_path):
+    """a - b - c in a line: a does not know c, yet c learns a's announcement at once
+    (relayed by b) and replicates it from b."""
+    repos = {n: repo_at(tmp_path / n) for n in ("a", "b", "c")}
+    snap = snapshot_of(repos["a"], tmp_path / "src", files=3)
+    try:
+        async with (
+            running(repos["a"]) as a,
+            running(repos["b"]) as b,
+            running(repos["c"]) as c,
+        ):
+            link(a, b)
+            c.add_peer(a.peer_id, store_for=True)  # c stores for a, with no address for it
+            know(b, c)
+            await b.connect(a.peer_id)
+            await c.connect(b.peer_id)
+            await wait_until(lambda: _subscribed(a, b) and _subscribed(b, c))
+            await a.announce(snap)
+            a_raw = a.host.peer_id.to_bytes()
+            await wait_until(lambda: b.state.qstate(a_raw, 1) is not None)
+            await wait_until(lambda: c.state.qstate(a_raw, 1) is not None)
+            # c's first try may come before b is complete; its retry fetches from b.
+            await wait_until(lambda: c.state.qstate(a_raw, 1).state == "complete")
+            assert repos["c"].store.read(snap) == repos["a"].store.read(snap)
+    finally:
+        for r in repos.values():
+            r.close()
+
+
+def _subscribed(x, y) -> bool:
+    """Both see each other in the announcement topic."""
+    from node.p2p._gossip import ANNOUNCE_TOPIC
+
+    px = x._gossip._pubsub
+    py = y._gossip._pubsub
+    return y.host.peer_id in px.peer_topics.get(ANNOUNCE_TOPIC, set()) and (
+        x.host.peer_id in py.peer_topics.get(ANNOUNCE_TOPIC, set())
+    )
