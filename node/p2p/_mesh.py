@@ -39,6 +39,7 @@ from protocol import (
 )
 
 from ._client import ExchangeClient
+from ._discovery import Discovery, open_discovery
 from ._errors import MeshError, UnknownPeer
 from ._fetch import Fetcher, FetchResult, Scores
 from ._gossip import Gossip, open_gossip
@@ -69,6 +70,8 @@ class MeshSettings:
     """Seconds before the first retry of an incomplete replication; doubles each time."""
     retry_max: float = 600.0
     """Longest wait between retries (seconds)."""
+    dht: bool = True
+    """Run a Kademlia DHT server to find known peers whose addresses changed."""
     gossip: bool = True
     """Also spread announcements by GossipSub (the pull on connect stays the source of
     truth; off saves a thread and some traffic)."""
@@ -150,6 +153,7 @@ class Mesh:
             on_announcement=self._on_pushed,
         )
         self._gossip: Gossip | None = None
+        self._discovery: Discovery | None = None
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -235,11 +239,30 @@ class Mesh:
         if rec is None:
             raise UnknownPeer(f"{peer_id} is not a known peer; add it first")
         self._host.add_addrs(ID(raw), rec.addrs)
+        await self._dial(ID(raw))
+
+    async def _dial(self, peer: ID) -> None:
+        """Connect to a known peer; if its stored addresses fail, look it up in the DHT,
+        keep what it finds and try once more.
+
+        Raises:
+            MeshError: unreachable either way.
+        """
         try:
-            await self._host.connect(ID(raw))
-        except Exception as exc:  # libp2p's dial errors
-            raise MeshError(f"cannot reach {peer_id[-8:]}: {exc}") from exc
-        self.peers.update(raw, last_seen=int(time.time()))
+            await self._host.connect(peer)
+        except Exception as exc:  # libp2p's dial errors have no common base
+            found = await self._discovery.find(peer) if self._discovery else []
+            if not found:
+                raise MeshError(f"cannot reach {peer.to_base58()[-8:]}: {exc}") from exc
+            rec = self.peers.get(peer.to_bytes())
+            merged = tuple(dict.fromkeys([*map(_strip_p2p, found), *(rec.addrs if rec else ())]))
+            self.peers.update(peer.to_bytes(), addrs=merged)
+            self._host.add_addrs(peer, merged)
+            try:
+                await self._host.connect(peer)
+            except Exception as exc2:
+                raise MeshError(f"cannot reach {peer.to_base58()[-8:]}: {exc2}") from exc2
+        self.peers.update(peer.to_bytes(), last_seen=int(time.time()))
 
     # -- announcements and replication --------------------------------------------------------------
 
@@ -280,13 +303,10 @@ class Mesh:
 
     async def _dial_and_pull(self, peer: ID) -> None:
         try:
-            await self._host.connect(peer)
-            self.peers.update(peer.to_bytes(), last_seen=int(time.time()))
+            await self._dial(peer)
             await self.replicator.pull(peer)
         except MeshError as exc:
             log.info("pull from %s failed: %s", peer.to_base58()[-8:], exc)
-        except Exception as exc:  # libp2p dial errors
-            log.info("cannot reach %s: %r", peer.to_base58()[-8:], exc)
 
     def replicas(self) -> dict[str, list[str]]:
         """For each of our announced snapshots (hex id), the peers holding a complete copy."""
@@ -378,6 +398,8 @@ class Mesh:
 
     async def _pull_on_connect(self, pulls: trio.MemoryReceiveChannel[ID]) -> None:
         async for peer in pulls:
+            if self._discovery is not None:
+                await self._discovery.add(peer)
             rec = self.peers.get(peer.to_bytes())
             if rec is None or not rec.authorised:
                 continue
@@ -445,6 +467,8 @@ async def open_mesh(
         try:
             with single_exceptions():
                 async with contextlib.AsyncExitStack() as stack:
+                    if settings.dht:
+                        mesh._discovery = await stack.enter_async_context(open_discovery(host))
                     if settings.gossip:
                         mesh._gossip = await stack.enter_async_context(
                             open_gossip(host, mesh._on_pushed)

@@ -183,3 +183,32 @@ async def test_mesh_start_stop_leaks_no_fds_tasks_or_threads(tmp_path):
     finally:
         repo_a.close()
         repo_b.close()
+
+
+async def test_dht_finds_a_known_peer_whose_address_is_unknown(tmp_path):
+    """c knows a's peer id but no address; b (which c bootstraps from) knows a. c finds a
+    through the DHT, connects, and keeps the address in its peer list."""
+    from tests.p2p.helpers import know, running, wait_until
+
+    repos = [make_repo(tmp_path / n) for n in ("a", "b", "c")]
+    try:
+        async with running(repos[0]) as a, running(repos[1]) as b, running(repos[2]) as c:
+            know(a, b)
+            know(b, c)
+            c.add_peer(a.peer_id, store_for=True)  # no address
+            await b.connect(a.peer_id)
+            await c.connect(b.peer_id)
+            await wait_until(
+                lambda: (
+                    b._discovery.routing_table_size >= 2 and c._discovery.routing_table_size >= 1
+                )
+            )
+            await c.connect(a.peer_id)
+            [rec] = [p for p in c.list_peers() if p["peer_id"] == a.peer_id]
+            assert rec["connected"]
+            assert rec["addrs"] and all(
+                addr.startswith("/ip4/127.0.0.1/tcp/") for addr in rec["addrs"]
+            )
+    finally:
+        for r in repos:
+            r.close()
