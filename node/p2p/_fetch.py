@@ -9,7 +9,7 @@ peer. Peers are tried best score first, the owner last (its bandwidth is the sca
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import trio
@@ -27,6 +27,8 @@ log = logging.getLogger("shadowvault.p2p")
 
 BATCH = 256
 """Blob ids asked for in one request (the reply holds up to 8 MiB and defers the rest)."""
+PARALLEL = 3
+"""Batches fetched at once (from different peers when there are several)."""
 WRONG_BLOB_PENALTY = 10
 UNREACHABLE_PENALTY = 1
 
@@ -102,19 +104,47 @@ class Fetcher:
         # (writes end in an fdatasync); the channel holds one reply, bounding memory.
         send, receive = trio.open_memory_channel[list[tuple[BlobId, bytes]]](1)
         failure: list[QuotaExceeded] = []
+        batches = [wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)]
+        order = self.scores.order(sources, last=owner)
+        # Several holders serve at once: worker k starts with the k-th best peer, so
+        # each well-scored holder streams a different batch (one stream per peer).
+        helpers = [p for p in order if p.to_bytes() != owner and self.scores.get(p.to_bytes()) >= 0]
+        workers = max(1, min(PARALLEL, len(helpers), len(batches)))
+        next_batch = iter(batches)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._storer, receive, owner, quota, kind, failure, nursery)
-            async with send:
-                for start in range(0, len(wanted), BATCH):
-                    pending = dict.fromkeys(wanted[start : start + BATCH])
-                    for peer in self.scores.order(sources, last=owner):
-                        if not pending:
-                            break
-                        await self._fetch_from(peer, pending, send, result)
-                    result.missing.extend(pending)
+            async with send, trio.open_nursery() as fetchers:
+                for k in range(workers):
+                    first = helpers[k] if k < len(helpers) else None
+                    fetchers.start_soon(
+                        self._worker, next_batch, sources, owner, first, send.clone(), result
+                    )
         if failure:
             raise failure[0]
         return result
+
+    async def _worker(
+        self,
+        batches: Iterator[list[BlobId]],
+        sources: Sequence[ID],
+        owner: bytes,
+        first: ID | None,
+        store: trio.MemorySendChannel[list[tuple[BlobId, bytes]]],
+        result: FetchResult,
+    ) -> None:
+        """Fetch batches (shared iterator) until none is left."""
+        async with store:
+            for batch in batches:
+                # Re-ordered per batch: a peer caught sending wrong bytes drops back at once.
+                peers = self.scores.order(sources, last=owner)
+                if first is not None and self.scores.get(first.to_bytes()) >= 0:
+                    peers = [first, *(p for p in peers if p != first)]
+                pending = dict.fromkeys(batch)
+                for peer in peers:
+                    if not pending:
+                        break
+                    await self._fetch_from(peer, pending, store, result)
+                result.missing.extend(pending)
 
     async def _storer(
         self,

@@ -169,3 +169,50 @@ def _subscribed(x, y) -> bool:
     return y.host.peer_id in px.peer_topics.get(ANNOUNCE_TOPIC, set()) and (
         x.host.peer_id in py.peer_topics.get(ANNOUNCE_TOPIC, set())
     )
+
+
+class CountingSource(RepoBlobSource):
+    """An honest holder that counts the blobs it serves."""
+
+    served = 0
+
+    def read(self, blob_id: BlobId) -> bytes | None:
+        data = super().read(blob_id)
+        if data is not None:
+            self.served += 1
+        return data
+
+
+async def test_a_new_holder_fetches_batches_from_several_holders_at_once(tmp_path):
+    repos = {n: repo_at(tmp_path / n) for n in ("a", "b", "c", "d")}
+    # ~700 small chunks: three batches of 256 ids
+    snap = snapshot_of(repos["a"], tmp_path / "src", files=36, seed=3)
+    try:
+        async with running(repos["a"]) as a, running(repos["b"]) as b, running(repos["c"]) as c:
+            link(a, b)
+            link(a, c)
+            await a.announce(snap)
+            await b.sync()
+            await c.sync()
+        counters = {n: CountingSource(repos[n], MeshState(repos[n].store)) for n in ("a", "b", "c")}
+        async with (
+            running(repos["a"], blobs=counters["a"]) as a,
+            running(repos["b"], blobs=counters["b"]) as b,
+            running(repos["c"], blobs=counters["c"]) as c,
+            running(repos["d"]) as d,
+        ):
+            link(a, d)
+            know(d, b)
+            know(d, c)
+            await d.sync()
+            a_raw = a.host.peer_id.to_bytes()
+            [ann] = list(a.state.announcements(a_raw))
+            ids = _manifest_ids(a.state, ann)
+            assert len(ids) > 2 * 256
+            assert d.state.qstate(a_raw, 1).state == "complete"
+            assert all(repos["d"].store.has(i) for i in ids)
+            assert counters["b"].served > 0 and counters["c"].served > 0
+            assert counters["a"].served == 0  # the owner is asked last: holders sufficed
+    finally:
+        for r in repos.values():
+            r.close()
