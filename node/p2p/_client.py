@@ -118,6 +118,10 @@ class ExchangeClient:
         except WireError as exc:
             raise PeerMisbehaved(f"peer {peer.to_base58()[-8:]}: {exc}") from exc
         except trio.TooSlowError as exc:
+            # A stream cut mid-negotiation can leave the connection wedged (field notes
+            # 7.4): drop it, so that the next attempt dials afresh.
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await self._host.disconnect(peer)
             raise PeerUnreachable(f"peer {peer.to_base58()[-8:]} did not answer in time") from exc
         except Exception as exc:  # libp2p's dial and stream errors have no common base
             raise PeerUnreachable(f"peer {peer.to_base58()[-8:]}: {exc!r}") from exc

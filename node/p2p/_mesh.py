@@ -217,12 +217,20 @@ class Mesh:
         return self.peers.remove(parse_peer_id(peer_id))
 
     def list_peers(self) -> list[dict[str, Any]]:
-        """Every known peer as JSON-ready dicts, with ``connected`` and bytes held for it."""
+        """Every known peer as JSON-ready dicts: its record, ``connected``, ``held_for``
+        (bytes of its blobs we hold), ``snapshots_held_at`` (how many of our snapshots it
+        holds complete copies of, by receipt) and ``score`` (as a blob source)."""
+        local = self._host.peer_id.to_bytes()
+        holding: dict[bytes, int] = {}
+        for rcpt in self.state.receipts():
+            if rcpt.owner == local:
+                holding[rcpt.holder] = holding.get(rcpt.holder, 0) + 1
         out = []
         for rec in self.peers.all():
             doc = rec.to_json()
             doc["connected"] = self._host.is_connected(ID(rec.raw_id))
             doc["held_for"] = self.state.held_for(rec.raw_id)[1]
+            doc["snapshots_held_at"] = holding.get(rec.raw_id, 0)
             doc["score"] = self.scores.get(rec.raw_id)
             out.append(doc)
         return out

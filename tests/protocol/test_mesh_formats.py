@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import blake3
 import msgpack
 import nacl.signing
 import pytest
@@ -351,3 +352,24 @@ def test_decoders_truncated_or_flipped_raise_wire_error_only(name, cut, flip, bi
     flipped[flip % len(raw)] ^= 1 << bit
     with contextlib.suppress(WireError):
         decode(bytes(flipped))
+
+
+def test_request_signed_bytes_golden_vector():
+    """The exact bytes a request signature covers (design.md section 8); a change here is
+    a wire-format change and needs a new protocol version."""
+    from protocol import REQUEST_DOMAIN, encode_body, signed_bytes
+
+    body = encode_body(WantBlobs((BlobId(b"\x11" * 32),)))
+    data = signed_bytes(EXCHANGE_PROTOCOL, PEER_A, PEER_B, NOW, b"\x22" * 16, body)
+    assert data.hex() == (
+        "1b2f736861646f777661756c742f65786368616e67652f312e302e30"
+        + PEER_A.hex()
+        + PEER_B.hex()
+        + "000000006b49d200"
+        + "22" * 16
+        + blake3.blake3(body).hexdigest()
+    )
+    assert body.hex() == "82a16ba477616e74a3696473" + "91c420" + "11" * 32
+    assert REQUEST_DOMAIN == b"shadowvault/request/v1\x00"
+    raw = _request(WantBlobs((BlobId(b"\x11" * 32),)), nonce=b"\x22" * 16)
+    assert decode_request(raw).signature == KEY_A.sign(REQUEST_DOMAIN + data).signature
