@@ -18,6 +18,7 @@ from typing import NoReturn
 
 import typer
 
+from node.config import ConfigError
 from node.repo import RepoError
 
 EXIT_OK = 0
@@ -48,6 +49,11 @@ def user_errors() -> Iterator[None]:
         yield
     except CliError as exc:
         fail(str(exc), exc.code)
+    except ConfigError as exc:
+        # One line per problem, each naming source, key, expected and found.
+        for message in exc.messages[:-1]:
+            print(f"error: {message}", file=sys.stderr)
+        fail(exc.messages[-1] if exc.messages else "invalid configuration")
     except RepoError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
