@@ -4,6 +4,32 @@ Terms:
     owner token: the admin bearer token written at first start to ``<home>/api.token``.
 """
 
+from ._metrics import MetricsMiddleware as MetricsMiddleware
+from ._metrics import StoreFacts as StoreFacts
+from ._metrics import api_refused as api_refused
+from ._metrics import backup_failed as backup_failed
+from ._metrics import backup_started as backup_started
+from ._metrics import check_failed as check_failed
+from ._metrics import check_started as check_started
+from ._metrics import count_error as count_error
+from ._metrics import create_metrics_app as create_metrics_app
+from ._metrics import error_kind as error_kind
+from ._metrics import job_finished as job_finished
+from ._metrics import job_queued as job_queued
+from ._metrics import job_started as job_started
+from ._metrics import measure_store as measure_store
+from ._metrics import metrics_router as metrics_router
+from ._metrics import observe_backup as observe_backup
+from ._metrics import observe_check as observe_check
+from ._metrics import observe_restore as observe_restore
+from ._metrics import refresh_store_metrics as refresh_store_metrics
+from ._metrics import render_metrics as render_metrics
+from ._metrics import restore_failed as restore_failed
+from ._metrics import restore_started as restore_started
+from ._metrics import scheduler_missed as scheduler_missed
+from ._metrics import scheduler_next_run as scheduler_next_run
+from ._metrics import scheduler_run as scheduler_run
+from ._metrics import set_build_info as set_build_info
 from ._peer_id import peer_id_of as peer_id_of
 from ._service import DEFAULT_API as DEFAULT_API
 from ._service import run_daemon as run_daemon
@@ -13,9 +39,35 @@ from ._tokens import ensure_owner_token as ensure_owner_token
 
 __all__ = [
     "DEFAULT_API",
+    "MetricsMiddleware",
     "ROLES",
+    "StoreFacts",
+    "api_refused",
+    "backup_failed",
+    "backup_started",
+    "check_failed",
+    "check_started",
+    "count_error",
+    "create_metrics_app",
     "create_token",
     "ensure_owner_token",
+    "error_kind",
+    "job_finished",
+    "job_queued",
+    "job_started",
+    "measure_store",
+    "metrics_router",
+    "observe_backup",
+    "observe_check",
+    "observe_restore",
     "peer_id_of",
+    "refresh_store_metrics",
+    "render_metrics",
+    "restore_failed",
+    "restore_started",
     "run_daemon",
+    "scheduler_missed",
+    "scheduler_next_run",
+    "scheduler_run",
+    "set_build_info",
 ]
