@@ -18,6 +18,7 @@ from ._cmd_init import init, key_app
 from ._cmd_node import node_app
 from ._cmd_repair import repair_app
 from ._cmd_restore import restore
+from ._cmd_token import token_app
 
 app = typer.Typer(
     name="shadowvault",
@@ -31,6 +32,7 @@ app.add_typer(key_app, name="key")
 app.add_typer(config_app, name="config")
 app.add_typer(node_app, name="node")
 app.add_typer(repair_app, name="repair")
+app.add_typer(token_app, name="token")
 app.command()(backup)
 app.command()(restore)
 app.command()(snapshots)

@@ -17,8 +17,10 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
+from pydantic import ValidationError
 
 from node.config import ConfigError
+from node.ops import Cancelled
 from node.repo import RepoError
 
 EXIT_OK = 0
@@ -34,6 +36,16 @@ class CliError(Exception):
     def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
         super().__init__(message)
         self.code = code
+
+
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic error as one line per field, the way a flag error reads."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"]) or "value"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where.replace('_', '-')}: {message}")
+    return "; ".join(parts)
 
 
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -55,6 +67,8 @@ def user_errors() -> Iterator[None]:
             print(f"error: {message}", file=sys.stderr)
         fail(exc.messages[-1] if exc.messages else "invalid configuration")
     except RepoError as exc:
+        fail(str(exc))
+    except Cancelled as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)

@@ -36,6 +36,8 @@ from ._service import run_daemon as run_daemon
 from ._tokens import ROLES as ROLES
 from ._tokens import create_token as create_token
 from ._tokens import ensure_owner_token as ensure_owner_token
+from ._tokens import list_tokens as list_tokens
+from ._tokens import revoke_token as revoke_token
 
 __all__ = [
     "DEFAULT_API",
@@ -55,6 +57,7 @@ __all__ = [
     "job_finished",
     "job_queued",
     "job_started",
+    "list_tokens",
     "measure_store",
     "metrics_router",
     "observe_backup",
@@ -65,6 +68,7 @@ __all__ = [
     "render_metrics",
     "restore_failed",
     "restore_started",
+    "revoke_token",
     "run_daemon",
     "scheduler_missed",
     "scheduler_next_run",
