@@ -4,6 +4,11 @@ Terms:
     owner token: the admin bearer token written at first start to ``<home>/api.token``.
 """
 
+from ._logging import REDACTED as REDACTED
+from ._logging import add_secret as add_secret
+from ._logging import adopt_library_loggers as adopt_library_loggers
+from ._logging import configure_logging as configure_logging
+from ._logging import redact_secrets as redact_secrets
 from ._metrics import MetricsMiddleware as MetricsMiddleware
 from ._metrics import StoreFacts as StoreFacts
 from ._metrics import api_refused as api_refused
@@ -21,6 +26,7 @@ from ._metrics import measure_store as measure_store
 from ._metrics import metrics_router as metrics_router
 from ._metrics import observe_backup as observe_backup
 from ._metrics import observe_check as observe_check
+from ._metrics import observe_job as observe_job
 from ._metrics import observe_restore as observe_restore
 from ._metrics import refresh_store_metrics as refresh_store_metrics
 from ._metrics import render_metrics as render_metrics
@@ -42,13 +48,17 @@ from ._tokens import revoke_token as revoke_token
 __all__ = [
     "DEFAULT_API",
     "MetricsMiddleware",
+    "REDACTED",
     "ROLES",
     "StoreFacts",
+    "add_secret",
+    "adopt_library_loggers",
     "api_refused",
     "backup_failed",
     "backup_started",
     "check_failed",
     "check_started",
+    "configure_logging",
     "count_error",
     "create_metrics_app",
     "create_token",
@@ -62,8 +72,10 @@ __all__ = [
     "metrics_router",
     "observe_backup",
     "observe_check",
+    "observe_job",
     "observe_restore",
     "peer_id_of",
+    "redact_secrets",
     "refresh_store_metrics",
     "render_metrics",
     "restore_failed",

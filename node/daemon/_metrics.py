@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
@@ -313,10 +313,34 @@ def job_started(kind: str, *, was_queued: bool = False) -> None:
 
 
 def job_finished(kind: str, result: str, duration_s: float) -> None:
-    """A running job ended; ``result`` is one of ok, warnings, failed, cancelled."""
+    """A running job ended; ``result``: ok (or succeeded), warnings, failed, cancelled."""
     JOBS.labels(kind, "running").dec()
-    JOBS_FINISHED.labels(kind, result).inc()
+    JOBS_FINISHED.labels(kind, _JOB_RESULTS.get(result, result)).inc()
     JOB_DURATION.labels(kind).observe(duration_s)
+
+
+_JOB_RESULTS = {"succeeded": "ok"}
+
+
+class FinishedJob(Protocol):
+    """What ``observe_job`` reads of a job (``node.daemon``'s ``Job`` has it)."""
+
+    kind: str
+    state: str
+    started: float | None
+    finished: float | None
+
+
+def observe_job(job: FinishedJob) -> None:
+    """A ``Jobs.on_finish`` hook: count the job, by kind and final state.
+
+    A job that never started (cancelled while queued) only counts as finished; one that
+    ran also leaves the running gauge (``job_started`` put it there).
+    """
+    if job.started is None:
+        JOBS_FINISHED.labels(job.kind, _JOB_RESULTS.get(job.state, job.state)).inc()
+        return
+    job_finished(job.kind, job.state, (job.finished or time.time()) - job.started)
 
 
 def scheduler_run(schedule: str, *, retry: bool = False) -> None:

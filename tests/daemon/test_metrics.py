@@ -22,8 +22,10 @@ from node.daemon import (
     metrics_router,
     observe_backup,
     observe_check,
+    observe_job,
     observe_restore,
     refresh_store_metrics,
+    render_metrics,
     restore_started,
     set_build_info,
 )
@@ -219,3 +221,29 @@ async def test_metrics_own_listener_app_serves_only_metrics() -> None:
 )
 def test_metrics_error_kind_is_bounded(exc: BaseException, kind: str) -> None:
     assert error_kind(exc) == kind
+
+
+async def test_metrics_observe_job_hook_counts_by_kind_and_state() -> None:
+    from node.daemon._jobs import Job
+
+    def finished(kind: str, result: str) -> float:
+        return _value(
+            render_metrics("")[0].decode(),
+            "shadowvault_jobs_finished_total",
+            kind=kind,
+            result=result,
+        )
+
+    ok_before, cancelled_before = finished("check", "ok"), finished("check", "cancelled")
+    ran = Job(id="a", kind="check", params={}, source="test", state="succeeded")
+    ran.started, ran.finished = 100.0, 102.5
+    job_started("check")
+    observe_job(ran)
+    never_ran = Job(id="b", kind="check", params={}, source="test", state="cancelled")
+    observe_job(never_ran)
+    assert finished("check", "ok") == ok_before + 1
+    assert finished("check", "cancelled") == cancelled_before + 1
+    running = _value(
+        render_metrics("")[0].decode(), "shadowvault_jobs", kind="check", state="running"
+    )
+    assert running == 0
