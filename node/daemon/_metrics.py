@@ -379,6 +379,17 @@ class StoreFacts:
     snapshots: int = 0
 
 
+STORE_SERIES = (
+    "shadowvault_store_blobs",
+    "shadowvault_store_blob_bytes",
+    "shadowvault_store_size_bytes",
+    "shadowvault_store_packs",
+    "shadowvault_snapshots",
+    "shadowvault_store_stats_timestamp_seconds",
+)
+"""The gauges ``StoreCollector`` yields once a store was measured."""
+
+
 class StoreCollector(Collector):
     """Store gauges from the figures last cached by ``refresh_store_metrics``."""
 

@@ -29,6 +29,7 @@ from node.daemon import (
     restore_started,
     set_build_info,
 )
+from node.daemon._metrics import STORE_SERIES
 from node.ops import BackupOptions, RestoreOptions, run_backup, run_check, run_restore
 from node.repo import CorruptBlob, Repository, StoreFull, list_snapshots
 from tests.ops.helpers import make_repo
@@ -148,6 +149,8 @@ async def test_metrics_scrape_after_real_operations(repo: Repository, tmp_path: 
     assert len(with_samples) >= 30, sorted(with_samples)
     for name, kind in METRIC_TYPES.items():
         assert families[name].type == kind, name  # type: ignore[attr-defined]
+    for name in STORE_SERIES:
+        assert name in families, name
     for name in ours:
         assert not name.startswith("shadowvault_p2p_")  # the mesh defines those
 
