@@ -5,10 +5,8 @@ daemon is one process, and metric objects made per app fail the second time with
 "Duplicated timeseries" (daemon-field-notes.md section 3.6). The mesh defines its
 ``shadowvault_p2p_*`` series in ``node/p2p/_metrics.py``, retention its gc/forget series.
 
-Job code calls the small ``observe_*`` / ``*_started`` functions; the API gets
-``metrics_router`` (a route, not ``app.mount``, which answers 307; and ``choose_encoder``,
-since ``CONTENT_TYPE_LATEST`` is text format 1.0.0 in prometheus_client 0.26) and
-``MetricsMiddleware``. Store gauges (size, blobs, packs, snapshots) come from a collector
+Job code calls the small ``observe_*`` / ``*_started`` functions; ``_metrics_http`` serves
+the series and counts API requests. Store gauges (size, blobs, packs, snapshots) come from a collector
 that reads figures cached by ``refresh_store_metrics``: a scrape never touches LevelDB.
 
 Labels are bounded: results are a closed set, API routes are route templates (a path
@@ -22,17 +20,14 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Protocol
+from typing import Protocol
 
-from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from node.ops import BackupSummary, RestoreSummary
 from node.repo import BlobKind, CheckReport, RepoError, Repository, list_snapshots
@@ -472,82 +467,6 @@ def refresh_store_metrics(repo: Repository) -> StoreFacts:
     facts = measure_store(repo)
     STORE.update(facts)
     return facts
-
-
-# -- HTTP ------------------------------------------------------------------------------------
-
-
-def render_metrics(accept: str) -> tuple[bytes, str]:
-    """The default registry in the format ``accept`` asks for: (body, content type)."""
-    encoder, content_type = choose_encoder(accept)
-    return encoder(REGISTRY), content_type
-
-
-def metrics_router(dependencies: Sequence[Any] = ()) -> APIRouter:
-    """An ``APIRouter`` serving ``GET /metrics``.
-
-    Args:
-        dependencies: FastAPI dependencies run first (``[Depends(viewer)]`` when
-            ``metrics.require_token``); they refuse with 401/403 as the API does.
-    """
-    router = APIRouter()
-
-    @router.get(
-        "/metrics",
-        dependencies=list(dependencies),
-        response_class=Response,
-        responses={200: {"content": {"text/plain": {}}}},
-        summary="Prometheus metrics",
-    )
-    async def metrics(request: Request) -> Response:
-        body, content_type = render_metrics(request.headers.get("accept", ""))
-        return Response(body, headers={"Content-Type": content_type})
-
-    return router
-
-
-def create_metrics_app(dependencies: Sequence[Any] = ()) -> FastAPI:
-    """A FastAPI app with only ``GET /metrics``, for ``metrics.listen`` (its own listener)."""
-    app = FastAPI(title="ShadowVault metrics", docs_url=None, redoc_url=None, openapi_url=None)
-    app.include_router(metrics_router(dependencies))
-    app.add_middleware(MetricsMiddleware)
-    return app
-
-
-class MetricsMiddleware:
-    """ASGI middleware counting HTTP requests by route template, method and status.
-
-    The route template (``/api/v1/snapshots/{snapshot_id}``) comes from the route Starlette
-    matched, so ids in paths never become labels; a request that matches no route is
-    ``<unmatched>``. Latency runs until the response body ended (streams included).
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500  # what the client sees if the app dies before answering
-        API_IN_FLIGHT.inc()
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            API_IN_FLIGHT.dec()
-            route = scope.get("route")
-            template = getattr(route, "path", None) or UNMATCHED
-            method = scope.get("method", "")
-            API_REQUESTS.labels(template, method, str(status)).inc()
-            API_DURATION.labels(template, method).observe(time.perf_counter() - start)
 
 
 def metric_names() -> Iterator[str]:
