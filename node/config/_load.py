@@ -194,6 +194,12 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[An
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a name, not a list or mapping", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"key {key!r} appears twice", key_node.start_mark
@@ -219,11 +225,27 @@ def _parse_yaml(text: str, label: str) -> dict[str, Any]:
         raise ConfigError([f"{label}: not valid YAML: {exc}"]) from None
     if data is None:
         return {}
+    if _depth(data) > _MAX_DEPTH:
+        raise ConfigError([f"{label}: nested deeper than {_MAX_DEPTH} levels (a recursive alias?)"])
     if not isinstance(data, dict):
         raise ConfigError(
             [f"{label}: expected a mapping of sections (api:, p2p:, ...), found {_found(data)}"]
         )
     return data
+
+
+_MAX_DEPTH = 16
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    """How deep ``value`` nests, stopping just past the limit (aliases can make cycles)."""
+    if level > _MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level
 
 
 def _drop_nulls(data: dict[str, Any]) -> None:
@@ -317,21 +339,23 @@ def _env_value(raw: str, annotation: Any) -> Any:
     """Turn one variable's text into what the key at its path takes."""
     target = _unwrap(annotation)
     if _is_model(target) or (_is_list(target) and _is_model(_unwrap(typing.get_args(target)[0]))):
-        try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError:
-            raise ValueError(f"expected YAML or JSON, found {_found(raw)}") from None
+        return _yaml_value(raw, f"expected YAML or JSON, found {_found(raw)}")
     if _is_list(target):
         stripped = raw.strip()
         if stripped.startswith("["):
-            try:
-                return yaml.safe_load(stripped)
-            except yaml.YAMLError:
-                raise ValueError(
-                    f"expected a list like [a, b] or a,b, found {_found(raw)}"
-                ) from None
+            return _yaml_value(stripped, f"expected a list like [a, b] or a,b, found {_found(raw)}")
         return [item.strip() for item in stripped.split(",") if item.strip()]
     return raw
+
+
+def _yaml_value(raw: str, what: str) -> Any:
+    try:
+        value = yaml.load(raw, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError:
+        raise ValueError(what) from None
+    if _depth(value) > _MAX_DEPTH:
+        raise ValueError(f"nested deeper than {_MAX_DEPTH} levels (a recursive alias?)")
+    return value
 
 
 # -- model introspection -------------------------------------------------------------------
@@ -455,11 +479,16 @@ def _clean_loc(loc: tuple[str | int, ...], keep_last: bool) -> KeyPath:
 
 
 def _source_for(path: KeyPath, origins: Mapping[KeyPath, str]) -> str:
+    """The source to blame for an error at ``path``: the value itself, else the nearest
+    enclosing section that was set, else something set inside that section."""
     for end in range(len(path), 0, -1):
-        if path[:end] in origins:
-            return origins[path[:end]]
-    inside = sorted((k for k in origins if k[: len(path)] == path), key=str)
-    return origins[inside[0]] if inside else DEFAULT_SOURCE
+        prefix = path[:end]
+        if prefix in origins:
+            return origins[prefix]
+        inside = sorted((k for k in origins if k[:end] == prefix), key=str)
+        if inside:
+            return origins[inside[0]]
+    return DEFAULT_SOURCE
 
 
 def _message(err: ErrorDetails, origins: Mapping[KeyPath, str]) -> str:
@@ -469,6 +498,8 @@ def _message(err: ErrorDetails, origins: Mapping[KeyPath, str]) -> str:
     where = format_path(path) or "(top level)"
     if kind == "extra_forbidden":
         return f"{source}: {where}: unknown key{_did_you_mean(path, source)}"
+    if kind == "invalid_key":
+        return f"{source}: {where}: expected a key name, found {_found(err['input'])}"
     if kind == "rule":
         return f"{source}: {where}: {err['msg']}"
     if kind == "expected":

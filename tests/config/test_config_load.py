@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from config import example_config_text
 from node.config import (
@@ -263,3 +265,68 @@ def test_required_file_missing_is_an_error(tmp_path: Path) -> None:
 def test_empty_keys_keep_their_defaults() -> None:
     cfg = load_config_text("backups:\npeers:\napi:\n  listen:\n").config
     assert cfg == NodeConfig()
+
+
+_YAMLISH = st.text(
+    alphabet=st.sampled_from(list("apilstenm2:{}[]-'\"\n #.,_0123456789/@*")), max_size=80
+)
+
+
+@settings(max_examples=300)
+@given(_YAMLISH)
+def test_any_file_text_gives_config_or_config_error(text: str) -> None:
+    try:
+        load_config_text(text)
+    except ConfigError as exc:
+        assert exc.messages and all(m.startswith("config.yaml: ") for m in exc.messages)
+
+
+@settings(max_examples=200)
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "SHADOWVAULT_API__LISTEN",
+                "SHADOWVAULT_P2P__LISTEN",
+                "SHADOWVAULT_PEERS",
+                "SHADOWVAULT_BACKUPS__0__CRON",
+                "SHADOWVAULT_GC__GRACE",
+                "SHADOWVAULT_X__Y",
+                "SHADOWVAULT_STORE__CHUNK_MIN",
+                "SHADOWVAULT_API",
+            ]
+        ),
+        st.text(max_size=20),
+        max_size=4,
+    )
+)
+def test_any_environment_gives_config_or_config_error(env: dict[str, str]) -> None:
+    try:
+        load_config_text(None, env=env)
+    except ConfigError as exc:
+        assert exc.messages and all(m.startswith("SHADOWVAULT_") for m in exc.messages)
+
+
+HOSTILE_YAML = [
+    ("? [a]\n: b\n", "config.yaml: line 1, column 3: a key must be a name, not a list or mapping"),
+    ("&a [*a]\n", "config.yaml: nested deeper than 16 levels (a recursive alias?)"),
+    ("1: 2\n", "config.yaml: [1]: expected a key name, found 1"),
+    (
+        "x: !!python/object:os.system ls\n",
+        "config.yaml: line 1, column 4: could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/object:os.system'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"), HOSTILE_YAML, ids=["list-key", "cycle", "int-key", "tag"]
+)
+def test_hostile_yaml_gets_a_message_not_a_crash(text: str, message: str) -> None:
+    assert errors_of(text) == [message]
+
+
+def test_hostile_yaml_in_environment() -> None:
+    assert errors_of(None, env={"SHADOWVAULT_PEERS": "&a [{x: *a}]"}) == [
+        "SHADOWVAULT_PEERS: peers: nested deeper than 16 levels (a recursive alias?)"
+    ]

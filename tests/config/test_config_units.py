@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from node.config import Duration, Size
 
@@ -63,3 +67,22 @@ def test_size_reads_and_prints_back(text: str, nbytes: int, printed: str) -> Non
 def test_size_refuses_garbage(text: str) -> None:
     with pytest.raises(ValueError, match="expected a size like 512KiB"):
         Size.parse(text)
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_duration_any_value_prints_and_parses_back(ms: int) -> None:
+    value = Duration(ms / 1000)
+    assert Duration.parse(str(value)) == value
+
+
+@given(st.integers(min_value=0, max_value=1 << 60))
+def test_size_any_value_prints_and_parses_back(nbytes: int) -> None:
+    value = Size(nbytes)
+    assert Size.parse(str(value)) == value
+
+
+@given(st.text(max_size=30))
+def test_units_garbage_raises_only_value_error(text: str) -> None:
+    for parse in (Duration.parse, Size.parse):
+        with contextlib.suppress(ValueError):
+            parse(text)
