@@ -1,8 +1,10 @@
-"""`shadowvault config show` and `shadowvault config validate`, run as real processes."""
+"""`shadowvault config show|validate`, and `init` taking store settings from the config (real CLI)."""
 
 from __future__ import annotations
 
 import yaml
+
+from node.repo import HomePaths, open_repository
 
 PEER = "12D3KooWGzBnqiBXnqHjs7iR1bTsQK8Ds5mLzf7fD8y5ocdwXyMY"
 
@@ -65,3 +67,46 @@ def test_config_show_invalid_config_exits_1(node):
         "error: config.yaml: gc.grace: expected a duration like 30s, 5m, 24h or 7d, "
         "found 'whenever'\n"
     )
+
+
+def _store_meta(node):
+    repo = open_repository(HomePaths(node.home), node.passphrase)
+    try:
+        return repo.store.meta
+    finally:
+        repo.close()
+
+
+def test_config_store_settings_used_by_init(new_home):
+    env = {
+        "SHADOWVAULT_STORE__CHUNK_MIN": "64KiB",
+        "SHADOWVAULT_STORE__CHUNK_AVG": "256KiB",
+        "SHADOWVAULT_STORE__COMPRESSION": "off",
+    }
+    new_home.run("init", "--chunk-max", "2MiB", env=env)
+    meta = _store_meta(new_home)
+    assert (meta.chunker.min_size, meta.chunker.avg_size, meta.chunker.max_size) == (
+        64 << 10,
+        256 << 10,
+        2 << 20,
+    )
+    assert meta.compression == 0
+
+
+def test_config_placed_before_init_is_kept_and_used(new_home):
+    new_home.home.mkdir(mode=0o700)
+    text = "store:\n  chunk_avg: 2MiB\n  compression: 9\n"
+    (new_home.home / "config.yaml").write_text(text)
+    new_home.run("init")
+    meta = _store_meta(new_home)
+    assert (meta.chunker.avg_size, meta.compression) == (2 << 20, 9)
+    assert (new_home.home / "config.yaml").read_text() == text
+
+
+def test_config_invalid_refuses_init_and_creates_nothing(new_home):
+    result = new_home.run("init", env={"SHADOWVAULT_STORE__CHUNK_MIN": "huge"}, expect=1)
+    assert result.stderr == (
+        "error: SHADOWVAULT_STORE__CHUNK_MIN: store.chunk_min: expected a size like 512KiB, "
+        "50GiB or 1TB, found 'huge'\n"
+    )
+    assert not new_home.home.exists()
