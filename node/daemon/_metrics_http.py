@@ -77,6 +77,9 @@ class MetricsMiddleware:
     The route template (``/api/v1/snapshots/{snapshot_id}``) comes from the route Starlette
     matched, so ids in paths never become labels; a request that matches no route is
     ``<unmatched>``. Latency runs until the response body ended (streams included).
+    Refusals are counted by reason from the status: 401 (``missing_token`` or
+    ``bad_token``, by whether an Authorization header came), 403 ``forbidden``, 422
+    ``invalid_request``.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -105,6 +108,17 @@ class MetricsMiddleware:
             method = scope.get("method", "")
             API_REQUESTS.labels(template, method, str(status)).inc()
             API_DURATION.labels(template, method).observe(time.perf_counter() - start)
+            reason = _refusal(status, scope)
+            if reason:
+                api_refused(reason)
+
+
+def _refusal(status: int, scope: Scope) -> str | None:
+    """Why a request was refused before any work, from its status (None: it was not)."""
+    if status == 401:
+        has_auth = any(name.lower() == b"authorization" for name, _ in scope.get("headers", []))
+        return "bad_token" if has_auth else "missing_token"
+    return {403: "forbidden", 422: "invalid_request"}.get(status)
 
 
 def metrics_dependencies(cfg: MetricsConfig, api_token_ok: TokenCheck | None) -> list[Any]:
@@ -122,13 +136,10 @@ def metrics_dependencies(cfg: MetricsConfig, api_token_ok: TokenCheck | None) ->
     def scraper(request: Request) -> None:
         scheme, _, presented = request.headers.get("authorization", "").partition(" ")
         presented = presented.strip()
-        if scheme.lower() != "bearer" or not presented:
-            api_refused("missing_token")
-        else:
+        if scheme.lower() == "bearer" and presented:
             static_ok = static is not None and hmac.compare_digest(presented.encode(), static)
             if static_ok or (api_token_ok is not None and api_token_ok(presented)):
                 return
-            api_refused("bad_token")
         raise HTTPException(
             401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 import trio
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
+from prometheus_client import REGISTRY
 
 from node.config import MetricsConfig, load_config_text
 from node.daemon import install_metrics, serve_metrics
@@ -90,3 +91,34 @@ async def test_metrics_own_listener_serves_and_stops(nursery: trio.Nursery) -> N
             except httpx.ConnectError:
                 break
             await trio.sleep(0.05)
+
+
+async def test_metrics_refusals_counted_by_reason() -> None:
+    def refused(reason: str) -> float:
+        value = REGISTRY.get_sample_value("shadowvault_api_refused_total", {"reason": reason})
+        return value or 0.0
+
+    app = _app(_metrics_cfg())
+
+    @app.get("/api/v1/admin-only")
+    async def admin_only() -> None:
+        raise HTTPException(403, "role 'viewer' cannot do this")
+
+    @app.get("/api/v1/items/{n}")
+    async def item(n: int) -> dict[str, int]:
+        return {"n": n}
+
+    before = {r: refused(r) for r in ("missing_token", "bad_token", "forbidden", "invalid_request")}
+    assert await _get(app, "/metrics") == 401
+    assert await _get(app, "/metrics", "wrong-token-value") == 401
+    assert await _get(app, "/metrics", "another-wrong-one") == 401
+    assert await _get(app, "/api/v1/admin-only", API_TOKEN) == 403
+    assert await _get(app, "/api/v1/items/not-a-number") == 422
+    assert await _get(app, "/api/v1/items/7") == 200
+    after = {r: refused(r) for r in before}
+    assert {r: after[r] - before[r] for r in before} == {
+        "missing_token": 1,
+        "bad_token": 2,
+        "forbidden": 1,
+        "invalid_request": 1,
+    }
