@@ -15,6 +15,7 @@ from ._cmd_browse import diff, dump, find, ls, snapshots
 from ._cmd_check import check, stats
 from ._cmd_config import config_app
 from ._cmd_init import init, key_app
+from ._cmd_jobs import jobs
 from ._cmd_node import node_app
 from ._cmd_repair import repair_app
 from ._cmd_restore import restore
@@ -42,6 +43,7 @@ app.command()(dump)
 app.command()(diff)
 app.command()(check)
 app.command()(stats)
+app.command()(jobs)
 
 
 def _limit_malloc_arenas() -> None:

@@ -4,6 +4,7 @@ Terms:
     owner token: the admin bearer token written at first start to ``<home>/api.token``.
 """
 
+from ._jobs import JOB_PREFIX as JOB_PREFIX
 from ._logging import REDACTED as REDACTED
 from ._logging import add_secret as add_secret
 from ._logging import adopt_library_loggers as adopt_library_loggers
@@ -50,6 +51,7 @@ from ._tokens import revoke_token as revoke_token
 
 __all__ = [
     "DEFAULT_API",
+    "JOB_PREFIX",
     "MetricsMiddleware",
     "REDACTED",
     "ROLES",
