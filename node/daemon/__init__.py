@@ -4,6 +4,9 @@ Terms:
     owner token: the admin bearer token written at first start to ``<home>/api.token``.
 """
 
+from ._config_schedules import observe_fire as observe_fire
+from ._config_schedules import scheduler_options as scheduler_options
+from ._config_schedules import schedules_from_config as schedules_from_config
 from ._jobs import JOB_PREFIX as JOB_PREFIX
 from ._logging import REDACTED as REDACTED
 from ._logging import add_secret as add_secret
@@ -79,6 +82,7 @@ __all__ = [
     "metrics_router",
     "observe_backup",
     "observe_check",
+    "observe_fire",
     "observe_job",
     "observe_restore",
     "peer_id_of",
@@ -91,7 +95,9 @@ __all__ = [
     "run_daemon",
     "scheduler_missed",
     "scheduler_next_run",
+    "scheduler_options",
     "scheduler_run",
+    "schedules_from_config",
     "serve_metrics",
     "set_build_info",
 ]
