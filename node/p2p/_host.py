@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-import multiaddr
+import multiaddr  # type: ignore[import-untyped]
 import nacl.signing
 import trio
 from libp2p import new_host
