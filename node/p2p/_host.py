@@ -12,7 +12,7 @@ py-libp2p 0.8.1 works but has measured traps, each handled here:
 * a cancelled Yamux frame write leaves a half-written Noise frame and kills the
   connection: ``Yamux._write_frame`` is shielded (the fix measured in section 7.4);
 * libp2p logs to its own logger with ``propagate=False``: we route it to the root logger
-  (structlog's stdlib handler) at ERROR, since its warnings are known noise.
+  (structlog's stdlib handler, where the daemon's logging config sets libp2p's level).
 """
 
 from __future__ import annotations
@@ -61,9 +61,15 @@ def _shield_yamux_writes() -> None:
 
 
 def _route_libp2p_logging() -> None:
-    lib = logging.getLogger("libp2p")
-    lib.propagate = True
-    lib.setLevel(logging.ERROR)
+    """Undo what ``import libp2p`` does to its top logger (``propagate=False``, level
+    WARNING), so its records reach the root handler and the level set there (the
+    daemon's logging config filters libp2p's records by its own level) decides."""
+    top = logging.getLogger("libp2p")
+    top.propagate = True
+    top.setLevel(logging.NOTSET)
+
+
+_route_libp2p_logging()  # at import: libp2p was just imported above
 
 
 def guard(handler: StreamHandler, protocol: str) -> StreamHandler:

@@ -38,6 +38,7 @@ from protocol import (
     peer_id_text,
 )
 
+from . import _metrics as metrics
 from ._client import ExchangeClient
 from ._discovery import Discovery, open_discovery
 from ._errors import MeshError, UnknownPeer
@@ -465,6 +466,7 @@ async def open_mesh(
     Ownership: the host and every background task live inside the block; on exit they
     are cancelled, streams closed, peers disconnected and the host closed.
     """
+    metrics.register()
     async with open_host(repo.identity, settings.listen, settings.announce) as host:
         state = MeshState(repo.store)
         mesh = Mesh(repo, host, settings, blobs or RepoBlobSource(repo, state))
@@ -472,6 +474,7 @@ async def open_mesh(
         send, receive = trio.open_memory_channel[ID](64)
         notifee = _ConnectNotifee(send)
         host.host.get_network().register_notifee(notifee)
+        metrics.CONNECTED_PEERS.set_function(lambda: len(host.host.get_connected_peers()))
         try:
             with single_exceptions():
                 async with contextlib.AsyncExitStack() as stack:
@@ -490,6 +493,7 @@ async def open_mesh(
                         finally:
                             nursery.cancel_scope.cancel()
         finally:
+            metrics.CONNECTED_PEERS.set_function(lambda: 0)
             host.host.get_network().remove_notifee(notifee)
             send.close()
             await mesh.client.close()
