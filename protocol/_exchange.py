@@ -171,9 +171,18 @@ class SignedRequest:
     body: RequestBody
 
     def verify(
-        self, *, protocol: str, authenticated_peer: bytes, local_peer: bytes, now: int
+        self,
+        *,
+        protocol: str,
+        authenticated_peer: bytes,
+        local_peer: bytes,
+        now: int,
+        max_skew: int = MAX_SKEW,
     ) -> None:
         """Check signer, addressee and time window (the nonce and role are the caller's).
+
+        Args:
+            max_skew: seconds the request time may be off ``now`` (default ``MAX_SKEW``).
 
         Raises:
             WireError: code bad_signature (not signed by the connected peer) or stale
@@ -187,7 +196,7 @@ class SignedRequest:
         verify(authenticated_peer, REQUEST_DOMAIN, data, self.signature)
         if self.responder != local_peer:
             raise WireError("request is addressed to another node", ErrorCode.STALE)
-        if abs(now - self.time) > MAX_SKEW:
+        if abs(now - self.time) > max_skew:
             raise WireError(f"request time is {now - self.time} s off", ErrorCode.STALE)
 
 

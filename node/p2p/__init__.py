@@ -26,6 +26,7 @@ from ._mesh import Mesh as Mesh
 from ._mesh import MeshSettings as MeshSettings
 from ._mesh import RepoBlobSource as RepoBlobSource
 from ._mesh import open_mesh as open_mesh
+from ._mesh import settings_from_config as settings_from_config
 from ._peers import PeerBook as PeerBook
 from ._peers import PeerRecord as PeerRecord
 from ._server import BlobSource as BlobSource
@@ -53,4 +54,5 @@ __all__ = [
     "UnknownPeer",
     "open_host",
     "open_mesh",
+    "settings_from_config",
 ]

@@ -61,12 +61,14 @@ class ExchangeClient:
         self,
         host: MeshHost,
         identity: nacl.signing.SigningKey,
+        timeout: float = REQUEST_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._host = host
         self._identity = identity
         self._local = host.peer_id.to_bytes()
         self._clock = clock
+        self._timeout = timeout
         self._sessions: dict[bytes, _Session] = {}
 
     async def request(self, peer: ID, body: RequestBody, expect: type[R]) -> R:
@@ -109,7 +111,7 @@ class ExchangeClient:
             body=body,
         )
         try:
-            with trio.fail_after(REQUEST_TIMEOUT):
+            with trio.fail_after(self._timeout):
                 if session.stream is None:
                     await self._host.connect(peer)
                     session.stream = await self._host.new_stream(peer, EXCHANGE_PROTOCOL)

@@ -66,12 +66,18 @@ class Fetcher:
     """Pulls foreign blobs of one owner into the store."""
 
     def __init__(
-        self, client: ExchangeClient, store: Store, state: MeshState, scores: Scores
+        self,
+        client: ExchangeClient,
+        store: Store,
+        state: MeshState,
+        scores: Scores,
+        parallel: int = PARALLEL,
     ) -> None:
         self._client = client
         self._store = store
         self._state = state
         self.scores = scores
+        self._parallel = parallel
         self._write_lock = trio.Lock()
         self._held: dict[bytes, int] = {}  # owner -> bytes held, loaded on first use
 
@@ -109,7 +115,7 @@ class Fetcher:
         # Several holders serve at once: worker k starts with the k-th best peer, so
         # each well-scored holder streams a different batch (one stream per peer).
         helpers = [p for p in order if p.to_bytes() != owner and self.scores.get(p.to_bytes()) >= 0]
-        workers = max(1, min(PARALLEL, len(helpers), len(batches)))
+        workers = max(1, min(self._parallel, len(helpers), len(batches)))
         next_batch = iter(batches)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._storer, receive, owner, quota, kind, failure, nursery)

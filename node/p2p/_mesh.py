@@ -27,9 +27,11 @@ from libp2p.abc import INetConn, INetStream, INetwork, INotifee
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
+from node.config import P2PConfig, PeerConfig
 from node.repo import BlobKind, BlobNotFound, CorruptBlob, Repository
 from protocol import (
     EXCHANGE_PROTOCOL,
+    MAX_SKEW,
     Ack,
     Announcement,
     BlobId,
@@ -67,6 +69,12 @@ class MeshSettings:
     trust: a peer is served only once added with a role."""
     sync_interval: float = 30.0
     """Seconds between rounds of dialling known peers, pulling, and retrying replication."""
+    request_window: float = float(MAX_SKEW)
+    """Seconds a signed request's time may be off our clock (clock skew included)."""
+    request_timeout: float = 120.0
+    """Seconds one whole request to a peer may take (send, wait, receive)."""
+    fetch_concurrency: int = 3
+    """Blob batches fetched at once, from different holders when there are several."""
     retry_base: float = 5.0
     """Seconds before the first retry of an incomplete replication; doubles each time."""
     retry_max: float = 600.0
@@ -76,6 +84,20 @@ class MeshSettings:
     gossip: bool = True
     """Also spread announcements by GossipSub (the pull on connect stays the source of
     truth; off saves a thread and some traffic)."""
+
+
+def settings_from_config(p2p: P2PConfig, *, sync_interval: float = 30.0) -> MeshSettings:
+    """The mesh settings of the ``p2p`` section of the node config."""
+    return MeshSettings(
+        listen=tuple(p2p.listen),
+        announce=tuple(p2p.announce),
+        bootstrap=tuple(p2p.bootstrap),
+        sync_interval=sync_interval,
+        request_window=p2p.request_window.seconds,
+        request_timeout=p2p.request_timeout.seconds,
+        fetch_concurrency=p2p.fetch_concurrency,
+        dht=p2p.dht,
+    )
 
 
 class RepoBlobSource:
@@ -134,8 +156,10 @@ class Mesh:
         self.peers = PeerBook(repo.store)
         self.state = MeshState(repo.store)
         self.scores = Scores()
-        self.client = ExchangeClient(host, repo.identity)
-        self.fetcher = Fetcher(self.client, repo.store, self.state, self.scores)
+        self.client = ExchangeClient(host, repo.identity, timeout=settings.request_timeout)
+        self.fetcher = Fetcher(
+            self.client, repo.store, self.state, self.scores, settings.fetch_concurrency
+        )
         self.replicator = Replicator(
             repo=repo,
             peers=self.peers,
@@ -152,6 +176,7 @@ class Mesh:
             state=self.state,
             blobs=blobs,
             on_announcement=self._on_pushed,
+            max_skew=int(settings.request_window),
         )
         self._gossip: Gossip | None = None
         self._discovery: Discovery | None = None
@@ -212,6 +237,20 @@ class Mesh:
         rec = self.peers.put(rec)
         self._host.add_addrs(ID(raw), merged)
         return rec
+
+    def add_configured_peers(self, peers: Sequence[PeerConfig]) -> list[PeerRecord]:
+        """Add (or update) the peers listed in the node config (``peers:``), at start."""
+        return [
+            self.add_peer(
+                p.id,
+                addrs=p.addrs,
+                name=p.name,
+                store_for=p.store_for,
+                store_at=p.store_at,
+                quota=p.quota.bytes,
+            )
+            for p in peers
+        ]
 
     def remove_peer(self, peer_id: str) -> bool:
         """Forget a peer (its requests are refused from now on). True if it was known."""

@@ -125,6 +125,7 @@ class ExchangeServer:
         state: mesh records (announcements, receipts).
         blobs: where served blobs are read from.
         on_announcement: called with each new, verified announcement pushed by an owner.
+        max_skew: seconds a request's time may be off our clock.
         clock: unix time source (tests pass a fixed one).
     """
 
@@ -136,6 +137,7 @@ class ExchangeServer:
         state: MeshState,
         blobs: BlobSource,
         on_announcement: Callable[[Announcement], None],
+        max_skew: int = MAX_SKEW,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._local = local_peer
@@ -144,7 +146,8 @@ class ExchangeServer:
         self._blobs = blobs
         self._on_announcement = on_announcement
         self._clock = clock
-        self._replay = ReplayCache()
+        self._max_skew = max_skew
+        self._replay = ReplayCache(ttl=2 * max_skew + 1)
         # Bounds the memory of replies being built (up to REPLY_BUDGET each) however
         # many streams peers open.
         self._limit = trio.CapacityLimiter(SERVE_CONCURRENCY)
@@ -197,6 +200,7 @@ class ExchangeServer:
             authenticated_peer=peer,
             local_peer=self._local,
             now=int(now),
+            max_skew=self._max_skew,
         )
         refusal = self._replay.add(peer + req.nonce, now)
         if refusal is not None:

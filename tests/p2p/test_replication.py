@@ -216,3 +216,44 @@ async def test_a_new_holder_fetches_batches_from_several_holders_at_once(tmp_pat
     finally:
         for r in repos.values():
             r.close()
+
+
+async def test_config_sections_drive_the_mesh(tmp_path):
+    """The node config's p2p and peers sections become settings and trusted peers; two
+    meshes configured this way replicate (request window, timeout, concurrency applied)."""
+    from node.config import load_config_text
+    from node.p2p import open_mesh, settings_from_config
+
+    repo_a, repo_b = repo_at(tmp_path / "a"), repo_at(tmp_path / "b")
+    snap = snapshot_of(repo_a, tmp_path / "src", files=2)
+    text = """
+p2p:
+  listen: [/ip4/127.0.0.1/tcp/0]
+  dht: false
+  request_window: 30s
+  request_timeout: 10s
+  fetch_concurrency: 2
+"""
+    cfg = load_config_text(text).config
+    settings = settings_from_config(cfg.p2p, sync_interval=3600)
+    assert (settings.request_window, settings.request_timeout, settings.fetch_concurrency) == (
+        30.0,
+        10.0,
+        2,
+    )
+    try:
+        async with open_mesh(repo_a, settings) as a, open_mesh(repo_b, settings) as b:
+            peers_b = load_config_text(
+                text
+                + f"peers:\n  - id: {a.peer_id}\n    addrs: [{a.addrs[0].rsplit('/p2p/', 1)[0]}]\n"
+                "    store_for: true\n    quota: 10MiB\n"
+            ).config.peers
+            [rec] = b.add_configured_peers(peers_b)
+            assert (rec.store_for, rec.store_at, rec.quota) == (True, False, 10 * 1024 * 1024)
+            a.add_peer(b.peer_id, addrs=b.addrs, store_at=True)
+            await a.announce(snap)
+            await b.sync()
+            assert a.replicas()[snap.hex()] == [b.peer_id]
+    finally:
+        repo_a.close()
+        repo_b.close()
