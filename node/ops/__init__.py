@@ -19,6 +19,12 @@ from ._browse import list_dir as list_dir
 from ._browse import node_json as node_json
 from ._browse import snapshot_json as snapshot_json
 from ._check import run_check as run_check
+from ._control import BackupRequest as BackupRequest
+from ._control import Cancelled as Cancelled
+from ._control import CheckRequest as CheckRequest
+from ._control import LocalControl as LocalControl
+from ._control import Progress as Progress
+from ._control import RestoreRequest as RestoreRequest
 from ._restore import RestoreError as RestoreError
 from ._restore import RestoreOptions as RestoreOptions
 from ._restore import RestoreProgress as RestoreProgress
@@ -31,8 +37,14 @@ __all__ = [
     "BackupError",
     "BackupOptions",
     "BackupProgress",
+    "BackupRequest",
     "BackupSummary",
+    "Cancelled",
+    "CheckRequest",
     "Change",
+    "LocalControl",
+    "Progress",
+    "RestoreRequest",
     "RestoreError",
     "RestoreOptions",
     "RestoreProgress",
