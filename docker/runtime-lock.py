@@ -37,7 +37,7 @@ def blocks(lock_text: str) -> list[tuple[str, list[str], set[str]]]:
             continue
         if not out or not line.startswith(" "):
             continue
-        name, lines, via = out[-1]
+        _, lines, via = out[-1]
         lines.append(line)
         comment = line.strip().removeprefix("#").strip()
         if line.strip().startswith("#") and comment and comment != "via":
