@@ -36,8 +36,8 @@ from ._drill import DrillError as DrillError
 from ._drill import DrillOptions as DrillOptions
 from ._drill import DrillResult as DrillResult
 from ._drill import DrillStep as DrillStep
-from ._drill import list_drills as list_drills
 from ._drill import compare_tree as compare_tree
+from ._drill import list_drills as list_drills
 from ._drill import run_drill as run_drill
 from ._drill import save_drill as save_drill
 from ._restore import RestoreError as RestoreError
