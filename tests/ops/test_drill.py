@@ -207,6 +207,7 @@ def test_compliance_controls_follow_the_evidence(backed_up: tuple[Repository, in
             },
         ],
         replication=(2, 2),
+        audit_trail="hash chain of 12 entries verified",
     )
     for framework in FRAMEWORKS:
         report = compliance_report(framework, evidence, now_ns=now)
