@@ -15,9 +15,11 @@ from ._cmd_browse import diff, dump, find, ls, snapshots
 from ._cmd_check import check, stats
 from ._cmd_drill import drill_app
 from ._cmd_init import init, key_app
+from ._cmd_jobs import jobs
 from ._cmd_node import node_app
 from ._cmd_repair import repair_app
 from ._cmd_restore import restore
+from ._cmd_token import token_app
 
 app = typer.Typer(
     name="shadowvault",
@@ -30,6 +32,7 @@ app.command()(init)
 app.add_typer(key_app, name="key")
 app.add_typer(node_app, name="node")
 app.add_typer(repair_app, name="repair")
+app.add_typer(token_app, name="token")
 app.add_typer(drill_app, name="drill")
 app.command()(backup)
 app.command()(restore)
@@ -40,6 +43,7 @@ app.command()(dump)
 app.command()(diff)
 app.command()(check)
 app.command()(stats)
+app.command()(jobs)
 
 
 def _limit_malloc_arenas() -> None:

@@ -9,6 +9,9 @@ print the local error.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -22,9 +25,22 @@ ROUTERS = (_routes_node, _routes_snapshots, _routes_jobs, _routes_tokens)
 _STATUS = {BlobNotFound: 404, StoreFull: 507, StoreLocked: 409, HomeError: 409}
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped.
+
+    File names are bytes; names that are not UTF-8 reach JSON as lone surrogates
+    (``os.fsdecode``), which only ``\\uXXXX`` escapes carry losslessly. The CLI's own
+    ``--json`` output escapes the same way, so both paths print the same text.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def create_app(ctx: NodeContext) -> FastAPI:
     """Build the API for one running node."""
     app = FastAPI(
+        default_response_class=AsciiJSONResponse,
         title="ShadowVault node API",
         version="1",
         openapi_url="/api/v1/openapi.json",
@@ -35,7 +51,7 @@ def create_app(ctx: NodeContext) -> FastAPI:
     @app.exception_handler(RepoError)
     async def repo_error(request: Request, exc: RepoError) -> JSONResponse:
         status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
-        return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status)
+        return AsciiJSONResponse({"detail": str(exc), "error": type(exc).__name__}, status)
 
     for module in ROUTERS:
         app.include_router(module.router(ctx))

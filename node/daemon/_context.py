@@ -5,6 +5,7 @@ Routes live in one module per area (``_routes_*``); each exposes ``router(ctx)``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,9 @@ class NodeContext:
     io_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(2))
     """Short store reads for requests; jobs have their own limiter, so a long backup
     never makes ``snapshots`` wait."""
+    started: float = field(default_factory=time.monotonic)
+    scheduler: Any = None
+    """The ``Scheduler`` once running (typed loosely: it is built after the context)."""
     components: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     """name -> health probe, for /health."""
 

@@ -56,9 +56,14 @@ def router(ctx: NodeContext) -> APIRouter:
 
     @api.get("/jobs", dependencies=[viewer])
     async def jobs(limit: int = 50) -> dict[str, Any]:
-        """Running jobs and the newest finished ones."""
+        """Running jobs, the newest finished ones, and the schedules with their next runs."""
         history = await ctx.in_thread(ctx.jobs.history, max(0, min(limit, 500)))
-        return {"active": [j.as_dict() for j in ctx.jobs.active()], "history": history}
+        schedules = ctx.scheduler.describe() if ctx.scheduler is not None else []
+        return {
+            "active": [j.as_dict() for j in ctx.jobs.active()],
+            "history": history,
+            "schedules": schedules,
+        }
 
     def _job(job_id: str) -> Job | dict[str, Any]:
         found = ctx.jobs.get(job_id)
