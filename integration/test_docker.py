@@ -190,15 +190,6 @@ class Cluster:
         cid = _ok(self.compose("ps", "-q", node)).strip()
         return _ok(self.engine.docker("inspect", "-f", "{{.State.Health.Status}}", cid)).strip()
 
-    def wait_job(self, node: str, job_id: str, limit: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            job: dict[str, Any] = self.api(node, "GET", f"/api/v1/jobs/{job_id}")
-            if job.get("state") not in ("queued", "running"):
-                return job
-            time.sleep(0.5)
-        pytest.fail(f"job {job_id} on {node} did not finish in {limit} s")
-
 
 @pytest.fixture(scope="session")
 def cluster(
@@ -289,11 +280,16 @@ def test_cluster_backup_into_node1_then_node1_reinitialised(cluster: Cluster) ->
             " && echo hello > /data/src/a.txt",
         )
     )
-    job = cluster.api("node1", "POST", "/api/v1/backups", {"paths": ["/data/src"]})
-    done = cluster.wait_job("node1", job["id"])
-    assert done["state"] == "succeeded", done
-    snaps = cluster.api("node1", "GET", "/api/v1/snapshots")
-    assert len(snaps) == 1 and snaps[0]["paths"] == ["/data/src"], snaps
+    # The CLI in the container talks to the running daemon (which holds the store).
+    backup = json.loads(
+        _ok(cluster.compose("exec", "-T", "node1", "shadowvault", "backup", "/data/src", "--json"))
+    )
+    snaps = json.loads(
+        _ok(cluster.compose("exec", "-T", "node1", "shadowvault", "snapshots", "--json"))
+    )
+    assert [s["id"] for s in snaps] == [backup["snapshot_id"]], snaps
+    assert snaps[0]["paths"] == ["/data/src"]
+    assert snaps == cluster.api("node1", "GET", "/api/v1/snapshots")
     old_peer = cluster.api("node1", "GET", "/api/v1/status")["peer_id"]
 
     # Node 1 lost: container and volume gone. It comes back as a new, empty node with the
@@ -303,5 +299,6 @@ def test_cluster_backup_into_node1_then_node1_reinitialised(cluster: Cluster) ->
     _ok(cluster.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", "120", "node1"))
     assert cluster.health("node1") == "healthy"
     assert cluster.api("node1", "GET", "/api/v1/status")["peer_id"] != old_peer
-    assert cluster.api("node1", "GET", "/api/v1/snapshots") == []
+    after = cluster.compose("exec", "-T", "node1", "shadowvault", "snapshots", "--json")
+    assert json.loads(_ok(after)) == []
     assert all(cluster.health(node) == "healthy" for node in ("node2", "node3"))
