@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Generate the compose cluster's secrets into docker/secrets/ (git-ignored): one random
-# passphrase per node and Grafana's admin password. Existing files are never replaced:
+# passphrase per node, the Prometheus scrape token and Grafana's admin password. Existing files are never replaced:
 # a node's passphrase is the only way to read its backups.
 #
 # The directory is 0700 (only you on the host). The files are 0644 because Compose mounts
@@ -11,7 +11,7 @@ dir="$(cd "$(dirname "$0")" && pwd)/secrets"
 mkdir -p "$dir"
 chmod 0700 "$dir"
 umask 022
-for name in node1.passphrase node2.passphrase node3.passphrase grafana_admin_password; do
+for name in node1.passphrase node2.passphrase node3.passphrase metrics_token grafana_admin_password; do
     file="$dir/$name"
     [ -s "$file" ] && continue
     python3 -c 'import secrets; print(secrets.token_urlsafe(32))' >"$file.tmp"

@@ -207,6 +207,10 @@ def cluster(
         path.write_text(os.urandom(24).hex() + "\n")
         path.chmod(0o644)  # read by uid 10001 in the container through the bind mount
         lines.append(f"  {node}_passphrase: {{file: {path}}}")
+    token = secrets_dir / "metrics_token"
+    token.write_text(os.urandom(24).hex() + "\n")
+    token.chmod(0o644)
+    lines.append(f"  metrics_token: {{file: {token}}}")
     override = work / "override.yml"
     override.write_text("\n".join(lines) + "\n")
     c = Cluster(engine, compose_bin, override, 0.0)
@@ -254,6 +258,13 @@ def test_cluster_nodes_healthy_with_own_identities(cluster: Cluster) -> None:
     assert all(cluster.health(node) == "healthy" for node in NODES)
     peers = {node: cluster.api(node, "GET", "/api/v1/status")["peer_id"] for node in NODES}
     assert len(set(peers.values())) == 3, peers
+    # Bootstrap by service name, with the peer ids the nodes published to each other.
+    for node in NODES:
+        logs = _ok(cluster.compose("logs", "--no-color", node))
+        want = ",".join(
+            f"/dns4/{other}/tcp/4001/p2p/{peers[other]}" for other in NODES if other != node
+        )
+        assert f"bootstrap peers {want}" in logs, logs[-2000:]
     # The API is bound on 0.0.0.0 in the container but still needs the token.
     proc = cluster.compose(
         "exec",

@@ -13,6 +13,7 @@ import typer
 from ._cmd_backup import backup
 from ._cmd_browse import diff, dump, find, ls, snapshots
 from ._cmd_check import check, stats
+from ._cmd_config import config_app
 from ._cmd_drill import drill_app
 from ._cmd_init import init, key_app
 from ._cmd_jobs import jobs
@@ -30,6 +31,7 @@ app = typer.Typer(
 )
 app.command()(init)
 app.add_typer(key_app, name="key")
+app.add_typer(config_app, name="config")
 app.add_typer(node_app, name="node")
 app.add_typer(repair_app, name="repair")
 app.add_typer(token_app, name="token")

@@ -19,6 +19,7 @@ from typing import NoReturn
 import typer
 from pydantic import ValidationError
 
+from node.config import ConfigError
 from node.ops import Cancelled
 from node.repo import RepoError
 
@@ -60,6 +61,11 @@ def user_errors() -> Iterator[None]:
         yield
     except CliError as exc:
         fail(str(exc), exc.code)
+    except ConfigError as exc:
+        # One line per problem, each naming source, key, expected and found.
+        for message in exc.messages[:-1]:
+            print(f"error: {message}", file=sys.stderr)
+        fail(exc.messages[-1] if exc.messages else "invalid configuration")
     except RepoError as exc:
         fail(str(exc))
     except Cancelled as exc:
