@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from node.config import Duration, load_config
 from node.ops import (
     FRAMEWORKS,
     DrillOptions,
@@ -18,22 +20,23 @@ from node.ops import (
     run_drill,
     save_drill,
 )
+from node.repo import resolve_home
 
 from ._common import HomeOpt, JsonOpt, PasswordFileOpt, opened, print_json
 from ._drill_report import report_json, report_markdown
 from ._errors import EXIT_ERROR, EXIT_USAGE, CliError, user_errors
-from ._sizes import parse_duration
 
 drill_app = typer.Typer(
     help="Prove the backups restore: disaster-recovery drills and their history.",
 )
 
 
-def _duration(text: str | None, flag: str) -> float | None:
+def _duration(text: str | None, flag: str, configured: Duration) -> float | None:
+    """The flag's target in seconds, else the config's (``0s`` there means no target)."""
     if text is None:
-        return None
+        return configured.seconds or None
     try:
-        return parse_duration(text)
+        return Duration.parse(text).seconds
     except ValueError as exc:
         raise CliError(f"{flag}: {exc}", EXIT_USAGE) from exc
 
@@ -72,20 +75,25 @@ def drill(
 ) -> None:
     """Restore a snapshot into a scratch directory, verify every file, time it, clean up.
 
-    RTO = restore + verification time; RPO = age of the snapshot. The drill is kept in the
-    store (see `drill history`). The report goes to --report FILE, else to stdout.
+    RTO = restore + verification time; RPO = age of the snapshot. Targets and framework not
+    given as flags come from the config's `drill` section. The drill is kept in the store
+    (see `drill history`). The report goes to --report FILE, else to stdout.
     Exit codes: 0 every check passed; 1 a check failed (the report says what to do) or
     the drill could not run; 2 wrong usage (including --from-peers in this version).
     """
     if ctx.invoked_subcommand is not None:
         return
     with user_errors():
-        if from_peers:
+        paths = resolve_home(home)
+        cfg = load_config(paths.config, env=os.environ).config.drill
+        if from_peers or cfg.from_peers:
             raise CliError(
-                "--from-peers needs the peer-to-peer mesh, which this version does not have "
-                "yet; run the drill without it to prove the node's own copy",
+                "drills from peers (--from-peers, drill.from_peers) need the peer-to-peer "
+                "mesh, which this version does not have yet; run the drill without it to "
+                "prove the node's own copy",
                 EXIT_USAGE,
             )
+        framework = framework or cfg.framework or None
         if fmt not in ("md", "json"):
             raise CliError(f"--format must be md or json, got {fmt!r}", EXIT_USAGE)
         if framework is not None and framework.upper() not in FRAMEWORKS:
@@ -95,13 +103,13 @@ def drill(
             )
         opts = DrillOptions(
             snapshot=snapshot,
-            max_rto=_duration(max_rto, "--max-rto"),
-            max_rpo=_duration(max_rpo, "--max-rpo"),
+            max_rto=_duration(max_rto, "--max-rto", cfg.max_rto),
+            max_rpo=_duration(max_rpo, "--max-rpo", cfg.max_rpo),
             scratch_parent=scratch,
         )
         with opened(home, password_file) as repo:
             result = run_drill(repo, opts)
-            save_drill(repo, result)
+            save_drill(repo, result, keep=cfg.keep_reports)
             compliance = None
             if framework is not None:
                 evidence = gather_evidence(repo, list_drills(repo))

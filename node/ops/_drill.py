@@ -49,8 +49,8 @@ from ._restore import RestoreOptions, run_restore
 
 DRILL_PREFIX = b"D"
 DRILL_RECORD_VERSION = 1
-HISTORY_KEEP = 1000
-"""Drill records kept; older ones are dropped when a new one is saved."""
+HISTORY_KEEP = 100
+"""Drill records kept by default (config ``drill.keep_reports``); older ones are dropped."""
 _KEY_TIME = struct.Struct(">Q")
 _MAX_LISTED = 20
 """Problems listed per check in a report (the count is always exact)."""
@@ -408,13 +408,13 @@ def run_drill(repo: Repository, opts: DrillOptions, *, now_ns: int | None = None
     )
 
 
-def save_drill(repo: Repository, result: DrillResult) -> None:
-    """Keep a drill result in the store (newest ``HISTORY_KEEP`` are kept)."""
+def save_drill(repo: Repository, result: DrillResult, *, keep: int = HISTORY_KEEP) -> None:
+    """Keep a drill result in the store; only the newest ``keep`` records are kept."""
     key = DRILL_PREFIX + _KEY_TIME.pack(result.started_ns) + os.urandom(4)
     repo.store.put_records([(key, msgpack.packb(result.to_dict()))])
     keys = [k for k, _ in repo.store.iter_records(DRILL_PREFIX)]
-    if len(keys) > HISTORY_KEEP:
-        repo.store.put_records([(k, None) for k in keys[:-HISTORY_KEEP]])
+    if len(keys) > keep:
+        repo.store.put_records([(k, None) for k in keys[: len(keys) - max(1, keep)]])
 
 
 def list_drills(repo: Repository, limit: int | None = None) -> list[DrillResult]:

@@ -65,13 +65,30 @@ def test_drill_framework_evidence(populated_copy: Any) -> None:
 def test_drill_refusals_and_bad_input(populated_copy: Any) -> None:
     home = populated_copy.node
     peers = home.run("drill", "--from-peers", expect=2)
-    assert "--from-peers needs the peer-to-peer mesh" in peers.stderr
+    assert "need the peer-to-peer mesh" in peers.stderr
     assert "--max-rto" in home.run("drill", "--max-rto", "soon", expect=2).stderr
     assert "--framework must be one of" in home.run("drill", "--framework", "PCI", expect=2).stderr
     assert "--format must be md or json" in home.run("drill", "--format", "pdf", expect=2).stderr
     missing = home.run("drill", "--snapshot", "deadbeef00", expect=1)
     assert "deadbeef00" in missing.stderr
     assert home.json("drill", "history") == []  # none of these ran a drill
+
+
+def test_drill_targets_and_keep_from_config(populated_copy: Any) -> None:
+    node = populated_copy.node
+    cfg = {"SHADOWVAULT_DRILL__MAX_RPO": "0.001s", "SHADOWVAULT_DRILL__KEEP_REPORTS": "2"}
+    out = node.run("drill", "--format", "json", env=cfg, expect=1)
+    drill = json.loads(out.stdout)["drill"]
+    assert drill["max_rpo"] == 0.001 and drill["max_rto"] is None
+    assert [c["name"] for c in drill["checks"] if not c["ok"]] == ["rpo"]
+    # A flag wins over the config.
+    node.run("drill", "--max-rpo", "30d", env=cfg)
+    node.run("drill", "--max-rpo", "30d", env=cfg)
+    assert [d["ok"] for d in node.json("drill", "history")] == [True, True]  # keep 2
+    refused = node.run("drill", env={"SHADOWVAULT_DRILL__FROM_PEERS": "true"}, expect=2)
+    assert "drill.from_peers" in refused.stderr
+    bad = node.run("drill", env={"SHADOWVAULT_DRILL__MAX_RTO": "soon"}, expect=1)
+    assert "SHADOWVAULT_DRILL__MAX_RTO" in bad.stderr
 
 
 def test_drill_on_an_empty_node(node: Any) -> None:
