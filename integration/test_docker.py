@@ -277,6 +277,20 @@ def test_cluster_nodes_healthy_with_own_identities(cluster: Cluster) -> None:
         "except urllib.error.HTTPError as e:\n    print(e.code)\n",
     )
     assert _ok(proc).strip() == "401"
+    # What Prometheus does (docker/prometheus.yml): /metrics with the cluster's scrape token.
+    scrape = cluster.compose(
+        "exec",
+        "-T",
+        "node2",
+        "python3",
+        "-c",
+        "import urllib.request\n"
+        "token = open('/run/secrets/metrics_token').read().strip()\n"
+        "req = urllib.request.Request('http://node1:8734/metrics',"
+        " headers={'Authorization': 'Bearer ' + token})\n"
+        "print(urllib.request.urlopen(req, timeout=10).read().decode())\n",
+    )
+    assert "shadowvault_" in _ok(scrape)
 
 
 def test_cluster_backup_into_node1_then_node1_reinitialised(cluster: Cluster) -> None:
