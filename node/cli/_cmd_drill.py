@@ -9,22 +9,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from node.config import Duration, load_config
-from node.ops import (
-    FRAMEWORKS,
-    DrillOptions,
-    compliance_report,
-    gather_evidence,
-    list_drills,
-    run_drill,
-    save_drill,
-)
+from node.ops import FRAMEWORKS, DrillRequest, DrillResult
 from node.repo import resolve_home
 
-from ._common import HomeOpt, JsonOpt, PasswordFileOpt, opened, print_json
-from ._drill_report import report_json, report_markdown
-from ._errors import EXIT_ERROR, EXIT_USAGE, CliError, user_errors
+from ._common import HomeOpt, JsonOpt, PasswordFileOpt, control, print_json
+from ._errors import EXIT_ERROR, EXIT_USAGE, CliError, user_errors, validation_message
 
 drill_app = typer.Typer(
     help="Prove the backups restore: disaster-recovery drills and their history.",
@@ -101,30 +93,31 @@ def drill(
                 f"--framework must be one of {', '.join(FRAMEWORKS)}, got {framework!r}",
                 EXIT_USAGE,
             )
-        opts = DrillOptions(
-            snapshot=snapshot,
-            max_rto=_duration(max_rto, "--max-rto", cfg.max_rto),
-            max_rpo=_duration(max_rpo, "--max-rpo", cfg.max_rpo),
-            scratch_parent=scratch,
-        )
-        with opened(home, password_file) as repo:
-            result = run_drill(repo, opts)
-            save_drill(repo, result, keep=cfg.keep_reports)
-            compliance = None
-            if framework is not None:
-                evidence = gather_evidence(repo, list_drills(repo))
-                compliance = compliance_report(framework, evidence)
-        text = (report_json if fmt == "json" else report_markdown)(result, compliance)
+        try:
+            request = DrillRequest(
+                snapshot=snapshot,
+                max_rto=_duration(max_rto, "--max-rto", cfg.max_rto),
+                max_rpo=_duration(max_rpo, "--max-rpo", cfg.max_rpo),
+                framework=framework,
+                format=fmt,  # type: ignore[arg-type]  # checked above
+                scratch=os.path.abspath(scratch) if scratch else None,
+                keep=cfg.keep_reports,
+            )
+        except ValidationError as exc:
+            raise CliError(validation_message(exc), EXIT_USAGE) from None
+        with control(home, password_file) as ctl:
+            outcome = ctl.drill(request)
+        drill_doc = outcome["drill"]
         if report is not None:
-            report.write_text(text, encoding="utf-8")
-            verdict = "passed" if result.ok else "FAILED"
+            report.write_text(outcome["report"], encoding="utf-8")
+            verdict = "passed" if outcome["ok"] else "FAILED"
             print(
-                f"drill {result.id} {verdict}: RTO {result.rto_seconds:.2f} s, "
-                f"RPO {result.rpo_seconds:.0f} s; report written to {report}"
+                f"drill {drill_doc['id']} {verdict}: RTO {drill_doc['rto_seconds']:.2f} s, "
+                f"RPO {drill_doc['rpo_seconds']:.0f} s; report written to {report}"
             )
         else:
-            sys.stdout.write(text)
-        if not result.ok:
+            sys.stdout.write(outcome["report"])
+        if not outcome["ok"]:
             raise typer.Exit(EXIT_ERROR)
 
 
@@ -137,11 +130,12 @@ def history(
 ) -> None:
     """List past drills, newest first. Exit codes: 0 listed; 1 cannot open the node."""
     with user_errors():
-        with opened(home, password_file) as repo:
-            drills = list_drills(repo, limit)
+        with control(home, password_file) as ctl:
+            docs = ctl.drills(limit)
         if json_out:
-            print_json([d.to_dict() for d in drills])
+            print_json(docs)
             return
+        drills = [DrillResult.from_dict(d) for d in docs]
         if not drills:
             print("no drills yet: run `shadowvault drill`")
             return

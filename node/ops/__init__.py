@@ -28,6 +28,7 @@ from ._compliance import gather_evidence as gather_evidence
 from ._control import BackupRequest as BackupRequest
 from ._control import Cancelled as Cancelled
 from ._control import CheckRequest as CheckRequest
+from ._control import DrillRequest as DrillRequest
 from ._control import LocalControl as LocalControl
 from ._control import Progress as Progress
 from ._control import RestoreRequest as RestoreRequest
@@ -62,6 +63,7 @@ __all__ = [
     "DrillCheck",
     "DrillError",
     "DrillOptions",
+    "DrillRequest",
     "DrillResult",
     "DrillStep",
     "Evidence",

@@ -6,7 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from node.ops import ComplianceReport, DrillResult
+from ._compliance import ComplianceReport
+from ._drill import DrillResult
 
 
 def _when(ns: int) -> str:
