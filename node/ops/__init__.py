@@ -19,12 +19,28 @@ from ._browse import list_dir as list_dir
 from ._browse import node_json as node_json
 from ._browse import snapshot_json as snapshot_json
 from ._check import run_check as run_check
+from ._compliance import FRAMEWORKS as FRAMEWORKS
+from ._compliance import ComplianceReport as ComplianceReport
+from ._compliance import ControlResult as ControlResult
+from ._compliance import Evidence as Evidence
+from ._compliance import compliance_report as compliance_report
+from ._compliance import gather_evidence as gather_evidence
 from ._control import BackupRequest as BackupRequest
 from ._control import Cancelled as Cancelled
 from ._control import CheckRequest as CheckRequest
+from ._control import DrillRequest as DrillRequest
 from ._control import LocalControl as LocalControl
 from ._control import Progress as Progress
 from ._control import RestoreRequest as RestoreRequest
+from ._drill import DrillCheck as DrillCheck
+from ._drill import DrillError as DrillError
+from ._drill import DrillOptions as DrillOptions
+from ._drill import DrillResult as DrillResult
+from ._drill import DrillStep as DrillStep
+from ._drill import compare_tree as compare_tree
+from ._drill import list_drills as list_drills
+from ._drill import run_drill as run_drill
+from ._drill import save_drill as save_drill
 from ._restore import RestoreError as RestoreError
 from ._restore import RestoreOptions as RestoreOptions
 from ._restore import RestoreProgress as RestoreProgress
@@ -42,6 +58,16 @@ __all__ = [
     "Cancelled",
     "Change",
     "CheckRequest",
+    "ComplianceReport",
+    "ControlResult",
+    "DrillCheck",
+    "DrillError",
+    "DrillOptions",
+    "DrillRequest",
+    "DrillResult",
+    "DrillStep",
+    "Evidence",
+    "FRAMEWORKS",
     "LocalControl",
     "Progress",
     "RestoreError",
@@ -50,16 +76,22 @@ __all__ = [
     "RestoreRequest",
     "RestoreSummary",
     "StoreStats",
+    "compare_tree",
+    "compliance_report",
     "diff",
     "dump",
     "filter_snapshots",
     "find",
     "find_node",
+    "gather_evidence",
     "list_dir",
+    "list_drills",
     "node_json",
     "run_backup",
     "run_check",
+    "run_drill",
     "run_restore",
     "run_stats",
+    "save_drill",
     "snapshot_json",
 ]

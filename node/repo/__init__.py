@@ -32,6 +32,10 @@ from ._home import resolve_home as resolve_home
 from ._keys import KDF_PROFILES as KDF_PROFILES
 from ._keys import KdfParams as KdfParams
 from ._keys import kdf_params_from_env as kdf_params_from_env
+from ._kit import Kit as Kit
+from ._kit import init_home_from_kit as init_home_from_kit
+from ._kit import open_kit as open_kit
+from ._kit import write_kit as write_kit
 from ._pack import BlobKind as BlobKind
 from ._repair import RepairReport as RepairReport
 from ._repair import repair_index as repair_index
@@ -41,6 +45,7 @@ from ._repository import change_passphrase as change_passphrase
 from ._repository import identity_of as identity_of
 from ._repository import init_home as init_home
 from ._repository import open_repository as open_repository
+from ._repository import unlock_master as unlock_master
 from ._seal import COMPRESSION_OFF as COMPRESSION_OFF
 from ._seal import Sealer as Sealer
 from ._seal import parse_compression as parse_compression
@@ -82,6 +87,7 @@ __all__ = [
     "InitOptions",
     "KDF_PROFILES",
     "KdfParams",
+    "Kit",
     "Node",
     "PassphraseError",
     "Problem",
@@ -107,16 +113,20 @@ __all__ = [
     "encode_tree",
     "identity_of",
     "init_home",
+    "init_home_from_kit",
     "kdf_params_from_env",
     "list_snapshots",
     "load_snapshot",
     "load_tree",
+    "open_kit",
     "open_repository",
     "parse_compression",
     "repair_index",
     "resolve_home",
     "resolve_snapshot",
     "save_snapshot",
+    "unlock_master",
     "valid_name",
     "walk_references",
+    "write_kit",
 ]

@@ -355,7 +355,7 @@ def test_decoders_truncated_or_flipped_raise_wire_error_only(name, cut, flip, bi
 
 
 def test_request_signed_bytes_golden_vector():
-    """The exact bytes a request signature covers (design.md section 8); a change here is
+    """The exact bytes a request signature covers (design.md section 9); a change here is
     a wire-format change and needs a new protocol version."""
     from protocol import REQUEST_DOMAIN, encode_body, signed_bytes
 
