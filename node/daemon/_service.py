@@ -33,7 +33,7 @@ from node.config import NodeConfig
 from node.p2p import Mesh, open_mesh, settings_from_config
 from node.repo import HomePaths, open_repository
 from node.repo._fsutil import atomic_write
-from protocol import BlobId
+from protocol import BlobId, peer_id_from_public, peer_id_text
 
 from ._api import create_app
 from ._config_schedules import observe_fire, scheduler_options, schedules_from_config
@@ -43,7 +43,6 @@ from ._logging import add_secret, adopt_library_loggers, configure_logging
 from ._metrics import refresh_store_metrics, set_build_info
 from ._metrics_http import install_metrics, serve_metrics
 from ._observe import STORE_CHANGING, job_finished, job_started
-from ._peer_id import peer_id_of
 from ._scheduled import start_scheduled
 from ._scheduler import Scheduler
 from ._tokens import TokenVerifier, ensure_owner_token
@@ -150,7 +149,7 @@ async def run_daemon(
     repo = await trio.to_thread.run_sync(open_repository, home, passphrase)
     try:
         add_secret(ensure_owner_token(home.root))
-        peer_id = peer_id_of(bytes(repo.identity.verify_key))
+        peer_id = peer_id_text(peer_id_from_public(bytes(repo.identity.verify_key)))
         set_build_info(VERSION)
         jobs = Jobs(repo.store, trio.CapacityLimiter(max(2, os.cpu_count() or 2)))
         ctx = NodeContext(
