@@ -9,6 +9,7 @@ puts back every snapshot record they announce for us; the data follows on demand
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -132,7 +133,7 @@ def recover(
     """
     import trio
 
-    from node.p2p import MeshSettings, PeerBook, open_mesh, strip_p2p
+    from node.p2p import MeshError, MeshSettings, PeerBook, open_mesh, strip_p2p
     from protocol import WireError, parse_peer_id, peer_id_from_public
 
     with user_errors():
@@ -184,6 +185,14 @@ def recover(
                 )
                 async with open_mesh(repo, settings) as mesh:
                     with trio.move_on_after(RECOVER_TIMEOUT):
+                        # The peer book's addresses are not in the fresh host's peerstore:
+                        # dial each holder through Mesh.connect, which puts them there.
+                        for rec in mesh.peers.all():
+                            if rec.store_at:
+                                try:
+                                    await mesh.connect(rec.peer_id)
+                                except MeshError as exc:
+                                    print(f"warning: {exc}", file=sys.stderr)
                         return len(await mesh.recover_snapshots())
                 return 0
 
