@@ -52,8 +52,7 @@ def _until(what: str, done: Callable[[], bool], timeout: float) -> float:
 def run(nodes: int, mib: int, root: Path) -> dict[str, float]:
     cluster = Cluster(root)
     t0 = time.monotonic()
-    owner = cluster.add_node("n1")
-    holders = [cluster.add_node(f"n{i}") for i in range(2, nodes + 1)]
+    owner, *holders = cluster.add_nodes([f"n{i}" for i in range(1, nodes + 1)])
     cluster.store_for(owner, holders)
     setup = time.monotonic() - t0
     try:
@@ -68,6 +67,9 @@ def run(nodes: int, mib: int, root: Path) -> dict[str, float]:
             )
 
         discovery = _until("discovery", all_connected, 300)
+        print(
+            f"setup {setup:.1f}s, start {start:.1f}s, discovery {discovery:.2f}s", file=sys.stderr
+        )
         src = write_tree(root / "src", files=max(1, mib), size=1024 * 1024)
         snap = owner.json("backup", src)["snapshot_id"]
 
@@ -77,12 +79,12 @@ def run(nodes: int, mib: int, root: Path) -> dict[str, float]:
                 h == holder.peer_id for h in _get(owner, "/api/v1/status")["replicas"].get(snap, [])
             )
 
-        pending = set(holders)
+        pending = {h.name: h for h in holders}
 
         def spread() -> bool:
-            for h in list(pending):
+            for name, h in list(pending.items()):
                 if reached(h):
-                    pending.discard(h)
+                    del pending[name]
             return not pending
 
         announce = _until("announcement spread", spread, 300)

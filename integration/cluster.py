@@ -26,6 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,12 +193,14 @@ class ClusterNode:
             argv += ["--store-at"] if peer["store_at"] else []
             self.run(*argv)
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
-        """Signal the daemon and wait for it (SIGKILL if it does not go); its exit code."""
+    def stop(self, sig: int | None = signal.SIGTERM, timeout: float = 30) -> int | None:
+        """Signal the daemon (``sig`` None: it was signalled already; a second SIGTERM
+        would make it exit at once) and wait for it (SIGKILL if it does not go); its exit
+        code."""
         proc, self.proc = self.proc, None
         if proc is None:
             return None
-        if proc.poll() is None:
+        if sig is not None and proc.poll() is None:
             proc.send_signal(sig)
         try:
             return proc.wait(timeout)
@@ -283,29 +286,50 @@ class Cluster:
         self.nodes[name] = node
         return node
 
-    def store_for(self, owner: ClusterNode, holders: Iterable[ClusterNode]) -> None:
-        """``holders`` keep copies of ``owner``'s snapshots (peers added on both sides)."""
+    def add_nodes(self, names: Sequence[str], workers: int = 4) -> list[ClusterNode]:
+        """``add_node`` for each name on loopback, ``workers`` at a time (each is a few
+        CLI runs, mostly start-up time)."""
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(self.add_node, names))
+
+    def store_for(
+        self, owner: ClusterNode, holders: Iterable[ClusterNode], workers: int = 4
+    ) -> None:
+        """``holders`` keep copies of ``owner``'s snapshots (peers added on both sides;
+        the owner's own adds one after another, since each opens its store)."""
+        holders = list(holders)
         for holder in holders:
             owner.run(
                 "peers", "add", holder.peer_id, "--addr", holder.addr, "--name", holder.name,
                 "--store-at",
             )  # fmt: skip
+
+        def add_owner(holder: ClusterNode) -> None:
             holder.run(
                 "peers", "add", owner.peer_id, "--addr", owner.addr, "--name", owner.name,
                 "--store-for",
             )  # fmt: skip
 
-    def start_all(self) -> None:
-        for node in self.nodes.values():
-            if not node.running:
-                node.start()
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(add_owner, holders))
+
+    def start_all(self, workers: int = 4) -> None:
+        """Start every node not running, ``workers`` at a time."""
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda n: n.start(), [n for n in self.nodes.values() if not n.running]))
 
     def stop_all(self) -> list[str]:
-        """Stop every running node; the problems seen (a node that would not stop)."""
+        """Stop every running node (all signalled first, then each awaited); the problems
+        seen (a node that would not stop)."""
+        signalled = []
+        for node in self.nodes.values():
+            if node.running and node.proc is not None:
+                node.proc.send_signal(signal.SIGTERM)
+                signalled.append(node.name)
         problems = []
         for node in self.nodes.values():
             try:
-                node.stop()
+                node.stop(None if node.name in signalled else signal.SIGTERM)
             except ClusterError as exc:
                 problems.append(str(exc))
         return problems

@@ -29,7 +29,7 @@ RECEIVED = "shadowvault_p2p_blob_bytes_received_total"
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     cluster = Cluster(tmp_path_factory.mktemp("mesh"))
     try:
-        a, b, c = (cluster.add_node(n) for n in ("A", "B", "C"))
+        a, b, c = cluster.add_nodes(["A", "B", "C"])
         cluster.store_for(a, [b, c])
         cluster.start_all()
         yield cluster
