@@ -19,6 +19,15 @@ from ._browse import list_dir as list_dir
 from ._browse import node_json as node_json
 from ._browse import snapshot_json as snapshot_json
 from ._check import run_check as run_check
+from ._policy import Decision as Decision
+from ._policy import Duration as Duration
+from ._policy import Group as Group
+from ._policy import Policy as Policy
+from ._policy import PolicyError as PolicyError
+from ._policy import SnapshotInfo as SnapshotInfo
+from ._policy import apply_policy as apply_policy
+from ._policy import parse_group_by as parse_group_by
+from ._policy import parse_tag_lists as parse_tag_lists
 from ._restore import RestoreError as RestoreError
 from ._restore import RestoreOptions as RestoreOptions
 from ._restore import RestoreProgress as RestoreProgress
@@ -33,11 +42,18 @@ __all__ = [
     "BackupProgress",
     "BackupSummary",
     "Change",
+    "Decision",
+    "Duration",
+    "Group",
+    "Policy",
+    "PolicyError",
     "RestoreError",
     "RestoreOptions",
     "RestoreProgress",
     "RestoreSummary",
+    "SnapshotInfo",
     "StoreStats",
+    "apply_policy",
     "diff",
     "dump",
     "filter_snapshots",
@@ -45,6 +61,8 @@ __all__ = [
     "find_node",
     "list_dir",
     "node_json",
+    "parse_group_by",
+    "parse_tag_lists",
     "run_backup",
     "run_check",
     "run_restore",
