@@ -27,12 +27,24 @@ from ._errors import RepoError as RepoError
 from ._errors import StoreFull as StoreFull
 from ._errors import StoreLocked as StoreLocked
 from ._errors import WrongPassphrase as WrongPassphrase
+from ._gc import DEFAULT_REWRITE_BELOW as DEFAULT_REWRITE_BELOW
+from ._gc import GcError as GcError
+from ._gc import GcReport as GcReport
+from ._gc import collect_garbage as collect_garbage
+from ._gc import last_gc as last_gc
+from ._holds import Hold as Hold
+from ._holds import SnapshotHeld as SnapshotHeld
+from ._holds import get_hold as get_hold
+from ._holds import list_holds as list_holds
+from ._holds import release_hold as release_hold
+from ._holds import set_hold as set_hold
 from ._home import HomePaths as HomePaths
 from ._home import resolve_home as resolve_home
 from ._keys import KDF_PROFILES as KDF_PROFILES
 from ._keys import KdfParams as KdfParams
 from ._keys import kdf_params_from_env as kdf_params_from_env
 from ._pack import BlobKind as BlobKind
+from ._pins import PinSet as PinSet
 from ._repair import RepairReport as RepairReport
 from ._repair import repair_index as repair_index
 from ._repository import InitOptions as InitOptions
@@ -74,9 +86,13 @@ __all__ = [
     "Chunker",
     "ChunkerParams",
     "CorruptBlob",
+    "DEFAULT_REWRITE_BELOW",
     "DIR",
     "FILE",
     "FormatError",
+    "GcError",
+    "GcReport",
+    "Hold",
     "HomeError",
     "HomePaths",
     "InitOptions",
@@ -84,6 +100,7 @@ __all__ = [
     "KdfParams",
     "Node",
     "PassphraseError",
+    "PinSet",
     "Problem",
     "ProgressFn",
     "RecoveryReport",
@@ -94,6 +111,7 @@ __all__ = [
     "SYMLINK",
     "Sealer",
     "Snapshot",
+    "SnapshotHeld",
     "Store",
     "StoreFull",
     "StoreLocked",
@@ -102,21 +120,27 @@ __all__ = [
     "WrongPassphrase",
     "change_passphrase",
     "check_store",
+    "collect_garbage",
     "decode_tree",
     "delete_snapshot_record",
     "encode_tree",
+    "get_hold",
     "identity_of",
     "init_home",
     "kdf_params_from_env",
+    "last_gc",
+    "list_holds",
     "list_snapshots",
     "load_snapshot",
     "load_tree",
     "open_repository",
     "parse_compression",
+    "release_hold",
     "repair_index",
     "resolve_home",
     "resolve_snapshot",
     "save_snapshot",
+    "set_hold",
     "valid_name",
     "walk_references",
 ]
