@@ -17,6 +17,7 @@ from ._cmd_init import init, key_app
 from ._cmd_node import node_app
 from ._cmd_repair import repair_app
 from ._cmd_restore import restore
+from ._cmd_retention import audit_app, forget, gc, hold, holds
 
 app = typer.Typer(
     name="shadowvault",
@@ -38,6 +39,11 @@ app.command()(dump)
 app.command()(diff)
 app.command()(check)
 app.command()(stats)
+app.command()(forget)
+app.command()(gc)
+app.command()(hold)
+app.command()(holds)
+app.add_typer(audit_app, name="audit")
 
 
 def _limit_malloc_arenas() -> None:

@@ -33,6 +33,17 @@ from ._restore import RestoreOptions as RestoreOptions
 from ._restore import RestoreProgress as RestoreProgress
 from ._restore import RestoreSummary as RestoreSummary
 from ._restore import run_restore as run_restore
+from ._retention import ForgetOptions as ForgetOptions
+from ._retention import ForgetResult as ForgetResult
+from ._retention import HoldResult as HoldResult
+from ._retention import hold_snapshot as hold_snapshot
+from ._retention import parse_span as parse_span
+from ._retention import parse_until as parse_until
+from ._retention import record_key_change as record_key_change
+from ._retention import release_snapshot as release_snapshot
+from ._retention import run_forget as run_forget
+from ._retention import run_gc as run_gc
+from ._retention import snapshot_holds as snapshot_holds
 from ._stats import StoreStats as StoreStats
 from ._stats import run_stats as run_stats
 
@@ -44,7 +55,10 @@ __all__ = [
     "Change",
     "Decision",
     "Duration",
+    "ForgetOptions",
+    "ForgetResult",
     "Group",
+    "HoldResult",
     "Policy",
     "PolicyError",
     "RestoreError",
@@ -59,13 +73,21 @@ __all__ = [
     "filter_snapshots",
     "find",
     "find_node",
+    "hold_snapshot",
     "list_dir",
     "node_json",
     "parse_group_by",
+    "parse_span",
     "parse_tag_lists",
+    "parse_until",
+    "record_key_change",
+    "release_snapshot",
     "run_backup",
     "run_check",
+    "run_forget",
+    "run_gc",
     "run_restore",
     "run_stats",
+    "snapshot_holds",
     "snapshot_json",
 ]

@@ -11,6 +11,12 @@ Terms:
     repository: a store opened with the keys that decrypt it.
 """
 
+from ._audit import AuditEntry as AuditEntry
+from ._audit import AuditVerifyReport as AuditVerifyReport
+from ._audit import append_audit as append_audit
+from ._audit import append_audit_to as append_audit_to
+from ._audit import list_audit as list_audit
+from ._audit import verify_audit as verify_audit
 from ._check import CheckReport as CheckReport
 from ._check import Problem as Problem
 from ._check import ProgressFn as ProgressFn
@@ -78,6 +84,8 @@ from ._walk import load_tree as load_tree
 from ._walk import walk_references as walk_references
 
 __all__ = [
+    "AuditEntry",
+    "AuditVerifyReport",
     "BlobKind",
     "BlobNotFound",
     "BlobWriter",
@@ -118,6 +126,8 @@ __all__ = [
     "Subset",
     "TreeFormatError",
     "WrongPassphrase",
+    "append_audit",
+    "append_audit_to",
     "change_passphrase",
     "check_store",
     "collect_garbage",
@@ -129,6 +139,7 @@ __all__ = [
     "init_home",
     "kdf_params_from_env",
     "last_gc",
+    "list_audit",
     "list_holds",
     "list_snapshots",
     "load_snapshot",
@@ -142,5 +153,6 @@ __all__ = [
     "save_snapshot",
     "set_hold",
     "valid_name",
+    "verify_audit",
     "walk_references",
 ]
