@@ -310,7 +310,7 @@ def _delete(
     with store.pins.lock, store.write_batch(sync=True) as wb:
         for blob_id, loc in batch:
             size = loc.stored_len + ENTRY_HEADER.size
-            if store.pins.is_pinned(blob_id):
+            if store.pins.is_pinned(blob_id, (loc.pack, loc.offset)):
                 live[loc.pack] = live.get(loc.pack, 0) + size
                 report.blobs_live += 1
                 report.spared_pinned += 1

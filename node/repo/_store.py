@@ -458,7 +458,7 @@ class Store:
         Cancellation: on an exception the session still commits the whole blobs it
         appended (they are valid; unreferenced ones are garbage for gc) and re-raises.
         """
-        with self.pins.session() as pins:
+        with self.pins.session(self._appender.position()) as pins:
             session = BlobWriter(self._appender, pins)
             try:
                 yield session
@@ -621,10 +621,9 @@ class BlobWriter:
             RepoError: an earlier background flush failed; the session is unusable.
         """
         bid = blob_id if blob_id is not None else blob_id_of(sealed)
-        # Pin before the append looks the id up: gc then either sees the pin or has
-        # deleted the record already (and the append writes the blob again).
-        self.pins.add(bid)
-        if self._appender.append(bid, sealed, kind, plain_len, dedup_key):
+        # A new blob lands above this session's watermark (pinned); one already stored
+        # is pinned by id inside the append, in one step with its existence check.
+        if self._appender.append(bid, sealed, kind, plain_len, dedup_key, self.pins):
             with self._count_lock:  # sessions may be fed from several threads
                 self.blobs_written += 1
                 self.bytes_written += len(sealed)
@@ -644,7 +643,9 @@ class BlobWriter:
         with store.pins.lock:
             hit = store.lookup_dedup(key)
             if hit is not None:
-                self.pins.blobs.add(bytes(hit))
+                loc = store.location(hit)
+                if (loc.pack, loc.offset) < self.pins.watermark:
+                    self.pins.blobs.add(bytes(hit))  # older than the session: pin by id
             return hit
 
     def pin_snapshot(self, snapshot_id: bytes) -> bool:
@@ -681,15 +682,14 @@ class _Appender:
         kind: BlobKind,
         plain_len: int,
         dedup_key: bytes | None,
+        pins: PinSet | None = None,
     ) -> bool:
         with self._lock:
             if self._failed is not None:
                 self._raise_failed()
             # With a dedup key the caller has looked the content up already, and a fresh
             # random nonce makes an existing blob with this id impossible: skip the get.
-            if blob_id in self.pending or (
-                dedup_key is None and self._store._db.get(ix.blob_key(blob_id)) is not None
-            ):
+            if self._stored(blob_id, dedup_key, pins):
                 if dedup_key is not None and dedup_key not in self.pending_dedup:
                     self._batch_items.append((blob_id, None, dedup_key))
                     self.pending_dedup[dedup_key] = blob_id
@@ -724,6 +724,26 @@ class _Appender:
             if self._dirty >= FLUSH_EVERY:
                 self.flush(wait=False)
             return True
+
+    def _stored(self, blob_id: BlobId, dedup_key: bytes | None, pins: PinSet | None) -> bool:
+        """True if the blob is stored already; then it is pinned for ``pins``, in one step
+        with the check (under the pin lock, as gc deletes), since it may predate the
+        session's watermark."""
+        if blob_id not in self.pending and dedup_key is not None:
+            return False
+        with self._store.pins.lock:
+            found = blob_id in self.pending or self._store._db.get(ix.blob_key(blob_id)) is not None
+            if found and pins is not None:
+                pins.blobs.add(bytes(blob_id))
+            return found
+
+    def position(self) -> tuple[int, int]:
+        """Where the next blob will be appended: every later blob lies at or above this."""
+        with self._lock:
+            if self._fd >= 0:
+                return self._pack_no, self._offset
+            known = set(self._store.pack_files()) | set(self._store.committed_packs())
+            return max(known, default=0) + 1, 0
 
     def _roll(self) -> None:
         """Close the current pack (flushing it) and start the next one."""
