@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from corpus import REPO_ROOT, ensure_corpus, scratch_dir  # bench/corpus.py
+from corpus import MARKER, REPO_ROOT, corpus_dir, ensure_corpus, scratch_dir  # bench/corpus.py
 from cycle import PASSWORD, StepResult, du_bytes, rsync, run_timed  # bench/cycle.py
 
 SHADOWVAULT = str(Path(sys.executable).with_name("shadowvault"))
@@ -106,6 +106,58 @@ def populate(home: Path, n: int) -> None:
         repo.close()
 
 
+def gc_child(home: Path) -> None:
+    """Run gc in this process and print JSON: its report, and peak anonymous memory.
+
+    Peak RSS (``/usr/bin/time``) also counts LevelDB's memory-mapped table files: clean,
+    file-backed pages the kernel takes back under pressure, which grow with the size of
+    the index a full pass touches. The heap is what must stay flat: sample ``RssAnon``.
+    """
+    import resource
+    import threading
+
+    sys.path.insert(0, str(REPO_ROOT))
+    from node.ops import run_gc
+    from node.repo import HomePaths, open_repository
+
+    def anon_kib() -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+        return 0
+
+    repo = open_repository(HomePaths(home), PASSWORD)
+    opened = anon_kib()
+    peak = [opened]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.02):
+            peak[0] = max(peak[0], anon_kib())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    report = run_gc(repo)
+    wall = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    peak[0] = max(peak[0], anon_kib())
+    repo.close()
+    print(
+        json.dumps(
+            {
+                "gc_s": round(wall, 2),
+                "anon_open_mb": round(opened / 1024, 1),
+                "anon_peak_mb": round(peak[0] / 1024, 1),
+                "maxrss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                "report": report.as_dict(),
+            }
+        )
+    )
+
+
 def sv_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWVAULT_")}
     env.update(SHADOWVAULT_HOME=str(home), SHADOWVAULT_PASSWORD=PASSWORD)
@@ -129,6 +181,16 @@ def bench_blobs(work: Path, sizes: list[int]) -> list[dict[str, Any]]:
             name=f"open-{n}",
             timeout=600,
         )
+        copy = work / f"blobs-{n}-copy"
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(home, copy)
+        inproc = subprocess.run(
+            [sys.executable, __file__, "--gc-child", str(copy)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        shutil.rmtree(copy, ignore_errors=True)
         gc = run_timed(
             [SHADOWVAULT, "gc", "--json"],
             cwd=work,
@@ -142,6 +204,7 @@ def bench_blobs(work: Path, sizes: list[int]) -> list[dict[str, Any]]:
             "populate_s": round(populate_s, 1),
             "store_bytes": du_bytes(home / "store"),
             "gc": step_dict(gc),
+            "in_process": json.loads(inproc.stdout.strip().splitlines()[-1]),
             "open_only": step_dict(base),
         }
         out.append(row)
@@ -161,8 +224,20 @@ def step_dict(step: StepResult) -> dict[str, Any]:
     }
 
 
+def find_corpus(scale: float) -> Path:
+    """The shared corpus; from a git worktree (no ../shared/bench/gen.py beside it) an
+    already generated one is used as it is."""
+    try:
+        return ensure_corpus(scale)
+    except FileNotFoundError:
+        found = corpus_dir(scale)
+        if (found / MARKER).exists():
+            return found
+        raise
+
+
 def bench_corpus(work: Path, scale: float) -> dict[str, Any]:
-    corpus = ensure_corpus(scale)
+    corpus = find_corpus(scale)
     logs = work / "logs"
     result: dict[str, Any] = {"scale": scale}
     restic_env = dict(os.environ, RESTIC_PASSWORD=PASSWORD)
@@ -226,15 +301,17 @@ def bench_corpus(work: Path, scale: float) -> dict[str, Any]:
 def print_table(blobs: list[dict[str, Any]], corpus: dict[str, Any] | None) -> None:
     if blobs:
         print(
-            "\nblobs      gc wall s   gc peak RSS MB   open-only RSS MB   removed   packs rewritten"
+            "\n    blobs  gc wall s  peak RSS MB (open only)  heap MB open -> peak  "
+            "removed  packs deleted/rewritten"
         )
         for row in blobs:
-            g, o = row["gc"], row["open_only"]
+            g, o, i = row["gc"], row["open_only"], row["in_process"]
             rep = g["output"] or {}
             print(
-                f"{row['blobs']:>9,}  {g['wall_s']:>9}   {g['rss_mb']!s:>14}   "
-                f"{o['rss_mb']!s:>16}   {rep.get('blobs_removed', '?'):>7}   "
-                f"{rep.get('packs_rewritten', '?'):>5}"
+                f"{row['blobs']:>9,}  {g['wall_s']:>9}  {g['rss_mb']!s:>11} ({o['rss_mb']!s:>5})  "
+                f"{i['anon_open_mb']:>10} -> {i['anon_peak_mb']:<6}  "
+                f"{rep.get('blobs_removed', '?'):>7}  "
+                f"{rep.get('packs_deleted', '?')}/{rep.get('packs_rewritten', '?')}"
             )
     if corpus:
         r, s = corpus["restic"], corpus["shadowvault"]
@@ -252,7 +329,11 @@ def main() -> int:
     ap.add_argument("--scale", type=float, default=0.1, help="corpus scale for part 2")
     ap.add_argument("--no-corpus", action="store_true", help="skip part 2")
     ap.add_argument("--populate", nargs=2, metavar=("HOME", "N"), help=argparse.SUPPRESS)
+    ap.add_argument("--gc-child", metavar="HOME", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.gc_child:
+        gc_child(Path(args.gc_child))
+        return 0
     if args.populate:
         populate(Path(args.populate[0]), int(args.populate[1]))
         return 0
