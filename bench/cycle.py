@@ -9,7 +9,9 @@ Per round, for each tool in turn (restic, borg, shadowvault), in a fresh work di
     backup 1 of src                   timed; then du -sb of the repository
     rsync -a --delete day2/ src/      (untimed; rewrites only the changed files)
     backup 2 (incremental)            timed; then du -sb
+    (sync; drop the page cache)       as root, unless --warm: restores and checks are cold
     restore latest into an empty dir  timed; round 1 also checks it equals day2 (diff -rq)
+    (sync; drop the page cache)
     check, reading all data           timed (restic check --read-data,
                                       borg check --verify-data, shadowvault check --read-data)
 
@@ -286,8 +288,32 @@ def verify_restore(target: Path, src: Path, day2: Path) -> tuple[bool, str]:
     return proc.returncode == 0, detail or "identical"
 
 
+def drop_caches() -> bool:
+    """Write dirty pages and empty the page cache (root only); True if it was done.
+
+    Restores and checks usually happen long after the backup (a lost machine, a weekly
+    check), so they are measured with a cold cache, the same for every tool. Without
+    this, a tool that leaves its freshly written repository in the page cache reads it
+    from memory, and one that drops those pages after writing (as shadowvault does, to
+    keep backup memory flat) reads from disk.
+    """
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        return False
+    return True
+
+
 def run_cycle(
-    tool: Tool, corpus: Path, work: Path, *, rnd: int, verify: bool, timeout: float
+    tool: Tool,
+    corpus: Path,
+    work: Path,
+    *,
+    rnd: int,
+    verify: bool,
+    timeout: float,
+    cold: bool = True,
 ) -> CycleResult:
     """One full cycle of ``tool`` in a fresh ``work`` directory."""
     if work.exists():
@@ -313,11 +339,15 @@ def run_cycle(
     if not step("backup2", tool.backup(work, "day2")):
         return res
     res.repo_bytes_day2 = du_bytes(tool.repo(work))
+    if cold:
+        drop_caches()
     if not step("restore", tool.restore(work, target), cwd=target):
         return res
     if verify:
         res.restore_verified, res.restore_diff = verify_restore(target, src, corpus / "day2")
     shutil.rmtree(target)  # free the space before the check reads the repository
+    if cold:
+        drop_caches()
     if not step("check", tool.check(work)):
         return res
     if tool.stats is not None:
@@ -477,6 +507,11 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep each cycle's work dir")
     ap.add_argument("--step-timeout", type=float, default=3600, help="seconds per step")
     ap.add_argument(
+        "--warm",
+        action="store_true",
+        help="do not drop the page cache before restore and check (default: cold, if root)",
+    )
+    ap.add_argument(
         "--shadowvault",
         default=str(REPO_ROOT / ".venv" / "bin" / "shadowvault"),
         help="the shadowvault executable",
@@ -506,6 +541,7 @@ def main() -> int:
         "day2": {"files": n2, "bytes": day2_bytes},
         "rounds": args.rounds,
         "tools": tools,
+        "cold_restore_and_check": not args.warm and drop_caches(),
         "versions": {t: tool_version(all_tools[t]) for t in tools},
     }
     print(json.dumps(meta, indent=1), flush=True)
@@ -521,6 +557,7 @@ def main() -> int:
                 rnd=rnd,
                 verify=rnd == 1 and not args.no_verify,
                 timeout=args.step_timeout,
+                cold=not args.warm,
             )
             results.append(c)
             if not args.keep:

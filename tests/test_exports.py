@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-PACKAGES = ["protocol", "node.repo", "node.ops", "node.daemon", "node.cli"]
+PACKAGES = ["protocol", "node.config", "node.repo", "node.ops", "node.daemon", "node.cli"]
 
 
 @pytest.mark.parametrize("name", PACKAGES, ids=PACKAGES)

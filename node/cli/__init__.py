@@ -13,11 +13,14 @@ import typer
 from ._cmd_backup import backup
 from ._cmd_browse import diff, dump, find, ls, snapshots
 from ._cmd_check import check, stats
+from ._cmd_config import config_app
 from ._cmd_init import init, key_app
+from ._cmd_jobs import jobs
 from ._cmd_node import node_app
 from ._cmd_repair import repair_app
 from ._cmd_restore import restore
 from ._cmd_retention import audit_app, forget, gc, hold, holds
+from ._cmd_token import token_app
 
 app = typer.Typer(
     name="shadowvault",
@@ -28,8 +31,10 @@ app = typer.Typer(
 )
 app.command()(init)
 app.add_typer(key_app, name="key")
+app.add_typer(config_app, name="config")
 app.add_typer(node_app, name="node")
 app.add_typer(repair_app, name="repair")
+app.add_typer(token_app, name="token")
 app.command()(backup)
 app.command()(restore)
 app.command()(snapshots)
@@ -44,6 +49,7 @@ app.command()(gc)
 app.command()(hold)
 app.command()(holds)
 app.add_typer(audit_app, name="audit")
+app.command()(jobs)
 
 
 def _limit_malloc_arenas() -> None:

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from node.ops import BackupOptions, run_backup
-from node.repo import parse_compression
+from node.ops import BackupRequest
 
 from ._common import (
     HomeOpt,
     JsonOpt,
     PasswordFileOpt,
     TerminalProgress,
+    control,
     human_bytes,
-    opened,
     print_json,
     scan_size,
 )
-from ._errors import EXIT_WARNINGS, CliError, user_errors
+from ._errors import EXIT_WARNINGS, CliError, user_errors, validation_message
 
 
 def backup(
@@ -56,47 +56,47 @@ def backup(
     """
     with user_errors():
         try:
-            level = None if compression is None else parse_compression(compression)
-        except ValueError as exc:
-            raise CliError(str(exc), 2) from exc
-        opts = BackupOptions(
-            paths=paths,
-            tags=tag or [],
-            excludes=exclude or [],
-            exclude_files=exclude_file or [],
-            one_file_system=one_file_system,
-            compression=level,
-            host=host,
-            parent=parent,
-        )
-        with opened(home, password_file) as repo:
+            request = BackupRequest(
+                # Absolute here: a daemon doing the work does not share our cwd.
+                paths=[os.path.abspath(p) for p in paths],
+                tags=tag or [],
+                excludes=exclude or [],
+                exclude_files=[os.path.abspath(p) for p in exclude_file or []],
+                one_file_system=one_file_system,
+                compression=compression,
+                host=host,
+                parent=parent,
+            )
+        except ValidationError as exc:
+            raise CliError(validation_message(exc), 2) from None
+        with control(home, password_file) as ctl:
             progress = TerminalProgress("backup")
             if progress.enabled and not json_out:
                 progress.close()
                 progress = TerminalProgress("backup", scan_size(paths))
             try:
-                summary = run_backup(repo, opts, progress if progress.enabled else None)
+                summary = ctl.backup(request, progress if progress.enabled else None)
             finally:
                 progress.close()
         if json_out:
-            print_json(dataclasses.asdict(summary))
+            print_json(summary)
         else:
-            for warning in summary.warnings:
+            for warning in summary["warnings"]:
                 print(f"warning: {warning}")
-            files = summary.files_new + summary.files_changed + summary.files_unmodified
+            files = summary["files_new"] + summary["files_changed"] + summary["files_unmodified"]
             print(
-                f"files: {summary.files_new} new, {summary.files_changed} changed, "
-                f"{summary.files_unmodified} unmodified ({files} in all)"
+                f"files: {summary['files_new']} new, {summary['files_changed']} changed, "
+                f"{summary['files_unmodified']} unmodified ({files} in all)"
             )
             print(
-                f"dirs:  {summary.dirs_new} new, {summary.dirs_changed} changed, "
-                f"{summary.dirs_unmodified} unmodified"
+                f"dirs:  {summary['dirs_new']} new, {summary['dirs_changed']} changed, "
+                f"{summary['dirs_unmodified']} unmodified"
             )
             print(
-                f"added {human_bytes(summary.bytes_added)} "
-                f"(stored {human_bytes(summary.bytes_stored)}) of "
-                f"{human_bytes(summary.bytes_processed)} in {summary.duration_s:.1f}s"
+                f"added {human_bytes(summary['bytes_added'])} "
+                f"(stored {human_bytes(summary['bytes_stored'])}) of "
+                f"{human_bytes(summary['bytes_processed'])} in {summary['duration_s']:.1f}s"
             )
-            print(f"snapshot {summary.snapshot_id[:8]} saved")
-        if summary.warnings:
+            print(f"snapshot {summary['snapshot_id'][:8]} saved")
+        if summary["warnings"]:
             raise typer.Exit(EXIT_WARNINGS)

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from node.ops import diff as diff_snapshots
-from node.ops import dump as dump_file
-from node.ops import filter_snapshots, list_dir, node_json, snapshot_json
-from node.ops import find as find_entries
-from node.repo import DIR, SYMLINK, list_snapshots, resolve_snapshot
-
-from ._common import HomeOpt, JsonOpt, PasswordFileOpt, human_bytes, opened, print_json
+from ._common import HomeOpt, JsonOpt, PasswordFileOpt, control, human_bytes, print_json
 from ._errors import user_errors
+
+_KIND = {"dir": "d", "symlink": "l", "file": "-", "chardev": "c", "blockdev": "b", "fifo": "p"}
 
 
 def _when(time_ns: int) -> str:
     return datetime.fromtimestamp(time_ns / 1e9, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _when_iso(iso: str) -> str:
+    return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def snapshots(
@@ -37,29 +35,29 @@ def snapshots(
 ) -> None:
     """List snapshots, oldest first."""
     with user_errors():
-        with opened(home, password_file) as repo:
-            snaps = filter_snapshots(list_snapshots(repo), tag, path)
+        with control(home, password_file) as ctl:
+            snaps = ctl.snapshots(tag, path)
         if json_out:
-            print_json([snapshot_json(s) for s in snaps])
+            print_json(snaps)
             return
         print(f"{'ID':<10} {'Time':<20} {'Host':<16} {'Tags':<16} {'Size':>10}  Paths")
         for s in snaps:
-            size = human_bytes(int(s.summary.get("bytes_processed", 0)))
+            size = human_bytes(int(s["summary"].get("bytes_processed", 0)))
             print(
-                f"{s.short_id:<10} {_when(s.time_ns):<20} {s.host[:16]:<16} "
-                f"{','.join(s.tags)[:16]:<16} {size:>10}  {', '.join(s.paths)}"
+                f"{s['short_id']:<10} {_when_iso(s['time']):<20} {s['host'][:16]:<16} "
+                f"{','.join(s['tags'])[:16]:<16} {size:>10}  {', '.join(s['paths'])}"
             )
         print(f"{len(snaps)} snapshots")
 
 
-def _line(path: str, node: object) -> str:
-    from node.repo import Node
-
-    assert isinstance(node, Node)
-    kind = {DIR: "d", SYMLINK: "l"}.get(node.type, "-" if node.type == "f" else node.type)
-    text = f"{kind}{node.mode:04o} {node.uid:>5} {node.gid:>5} {node.size:>12} {_when(node.mtime_ns)} {path}"
-    if node.type == SYMLINK:
-        text += f" -> {os.fsdecode(node.target)}"
+def _line(entry: dict[str, Any]) -> str:
+    kind = _KIND.get(entry["type"], "?")
+    text = (
+        f"{kind}{entry['mode']} {entry['uid']:>5} {entry['gid']:>5} {entry['size']:>12} "
+        f"{_when(entry['mtime_ns'])} {entry['path']}"
+    )
+    if entry["type"] == "symlink":
+        text += f" -> {entry['target']}"
     return text
 
 
@@ -75,14 +73,13 @@ def ls(
 ) -> None:
     """List the entries of a directory in a snapshot."""
     with user_errors():
-        with opened(home, password_file) as repo:
-            snap = resolve_snapshot(repo, snapshot)
-            entries = list(list_dir(repo, snap, path, recursive))
+        with control(home, password_file) as ctl:
+            entries = ctl.ls(snapshot, path, recursive)
         if json_out:
-            print_json([node_json(p, n) for p, n in entries])
+            print_json(entries)
         else:
-            for p, n in entries:
-                print(_line(p, n))
+            for entry in entries:
+                print(_line(entry))
 
 
 def find(
@@ -96,14 +93,13 @@ def find(
 ) -> None:
     """Find files by name across snapshots."""
     with user_errors():
-        with opened(home, password_file) as repo:
-            snaps = [resolve_snapshot(repo, snapshot)] if snapshot else list_snapshots(repo)
-            hits = list(find_entries(repo, snaps, pattern))
+        with control(home, password_file) as ctl:
+            hits = ctl.find(pattern, snapshot)
         if json_out:
-            print_json([{"snapshot": str(s.id), **node_json(p, n)} for s, p, n in hits])
+            print_json([{k: v for k, v in hit.items() if k != "short_id"} for hit in hits])
         else:
-            for s, p, n in hits:
-                print(f"{s.short_id}  {_line(p, n)}")
+            for hit in hits:
+                print(f"{hit['short_id']}  {_line(hit)}")
             print(f"{len(hits)} matches")
 
 
@@ -114,9 +110,8 @@ def dump(
     password_file: PasswordFileOpt = None,
 ) -> None:
     """Write one file's bytes from a snapshot to standard output."""
-    with user_errors(), opened(home, password_file) as repo:
-        snap = resolve_snapshot(repo, snapshot)
-        dump_file(repo, snap, path, sys.stdout.buffer)
+    with user_errors(), control(home, password_file) as ctl:
+        ctl.dump(snapshot, path, sys.stdout.buffer)
         sys.stdout.buffer.flush()
 
 
@@ -129,15 +124,13 @@ def diff(
 ) -> None:
     """Show what was added, removed, modified, or changed only in metadata."""
     with user_errors():
-        with opened(home, password_file) as repo:
-            snaps = list_snapshots(repo)
-            a, b = resolve_snapshot(repo, first, snaps), resolve_snapshot(repo, second, snaps)
-            changes = list(diff_snapshots(repo, a, b))
+        with control(home, password_file) as ctl:
+            changes = ctl.diff(first, second)
         if json_out:
-            print_json([dataclasses.asdict(c) for c in changes])
+            print_json(changes)
             return
         marks = {"added": "+", "removed": "-", "modified": "M", "metadata": "U"}
         for c in changes:
-            print(f"{marks[c.kind]}  {c.path}{'/' if c.type == 'dir' else ''}")
-        counts = {k: sum(1 for c in changes if c.kind == k) for k in marks}
+            print(f"{marks[c['kind']]}  {c['path']}{'/' if c['type'] == 'dir' else ''}")
+        counts = {k: sum(1 for c in changes if c["kind"] == k) for k in marks}
         print(", ".join(f"{v} {k}" for k, v in counts.items()))

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Annotated
+from types import SimpleNamespace
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
-from node.ops import run_check, run_stats
-from node.repo import Subset
+from node.ops import CheckRequest
 
 from ._common import (
     HomeOpt,
     JsonOpt,
     PasswordFileOpt,
     TerminalProgress,
+    control,
     human_bytes,
-    opened,
     print_json,
 )
-from ._errors import EXIT_ERROR, CliError, user_errors
+from ._errors import EXIT_ERROR, CliError, user_errors, validation_message
 
 
 def check(
@@ -39,62 +39,53 @@ def check(
     Exit codes: 0 no problems; 1 problems found (each listed with blob, pack and cause).
     """
     with user_errors():
-        subset = None
-        if read_data_subset is not None:
+        try:
+            request = CheckRequest(read_data=read_data, read_data_subset=read_data_subset)
+        except ValidationError as exc:
+            raise CliError(validation_message(exc), 2) from None
+        with control(home, password_file) as ctl:
+            progress = TerminalProgress("check", ctl.check_size(request))
             try:
-                subset = Subset.parse(read_data_subset)
-            except ValueError as exc:
-                raise CliError(str(exc), 2) from exc
-        with opened(home, password_file) as repo:
-            recovery = repo.store.recovery
-            total = sum(repo.store.committed_packs().values()) if read_data or subset else None
-            progress = TerminalProgress("check", total)
-            try:
-                report = run_check(
-                    repo,
-                    read_data=read_data,
-                    subset=subset,
-                    progress=progress.bytes_done if progress.enabled else None,
-                )
+                report = ctl.check(request, progress if progress.enabled else None)
             finally:
                 progress.close()
         if json_out:
             print_json(
                 {
-                    "ok": report.ok,
-                    "packs": report.packs,
-                    "blobs": report.blobs,
-                    "blobs_read": report.blobs_read,
-                    "bytes_read": report.bytes_read,
-                    "problems": [dataclasses.asdict(p) for p in report.problems],
-                    "warnings": [dataclasses.asdict(p) for p in report.warnings],
-                    "recovered": {"reindexed": recovery.reindexed, "truncated": recovery.truncated},
+                    **report,
+                    "problems": [_plain(p) for p in report["problems"]],
+                    "warnings": [_plain(p) for p in report["warnings"]],
                 }
             )
         else:
-            if recovery.reindexed or recovery.truncated:
+            recovered = report["recovered"]
+            if recovered["reindexed"] or recovered["truncated"]:
                 print(
-                    f"recovered after an interrupted write: {recovery.reindexed} blobs re-indexed, "
-                    f"{len(recovery.truncated)} torn pack tails cut"
+                    f"recovered after an interrupted write: {recovered['reindexed']} blobs "
+                    f"re-indexed, {len(recovered['truncated'])} torn pack tails cut"
                 )
-            for warning in report.warnings:
-                print(f"warning: {warning}")
-            for problem in report.problems:
-                print(f"problem: {problem}")
+            for warning in report["warnings"]:
+                print(f"warning: {warning['message']}")
+            for problem in report["problems"]:
+                print(f"problem: {problem['message']}")
             read = (
-                f", read {report.blobs_read} blobs ({human_bytes(report.bytes_read)})"
-                if report.blobs_read
+                f", read {report['blobs_read']} blobs ({human_bytes(report['bytes_read'])})"
+                if report["blobs_read"]
                 else ""
             )
-            count = len(report.problems)
+            count = len(report["problems"])
             verdict = (
                 "no problems found"
-                if report.ok
+                if report["ok"]
                 else f"{count} problem{'s' if count != 1 else ''} found"
             )
-            print(f"checked {report.packs} packs, {report.blobs} blobs{read}: {verdict}")
-        if not report.ok:
+            print(f"checked {report['packs']} packs, {report['blobs']} blobs{read}: {verdict}")
+        if not report["ok"]:
             raise typer.Exit(EXIT_ERROR)
+
+
+def _plain(problem: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in problem.items() if k != "message"}
 
 
 def stats(
@@ -102,10 +93,10 @@ def stats(
 ) -> None:
     """Show how much is stored, dedup and compression ratios, and unreferenced space."""
     with user_errors():
-        with opened(home, password_file) as repo:
-            result = run_stats(repo)
+        with control(home, password_file) as ctl:
+            result = SimpleNamespace(**ctl.stats())
         if json_out:
-            print_json(result.as_dict())
+            print_json(vars(result))
             return
         print(f"snapshots:          {result.snapshots}")
         print(f"logical size:       {human_bytes(result.logical_bytes)}")

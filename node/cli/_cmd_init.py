@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 
 from config import example_config_text
+from node.config import load_config
 from node.ops import record_key_change
 from node.repo import (
     ChunkerParams,
@@ -39,26 +41,42 @@ def init(
             help="Generate a random passphrase into <home>/passphrase (mode 0600).",
         ),
     ] = False,
-    chunk_min: Annotated[str, typer.Option(help="Smallest chunk.")] = "512KiB",
-    chunk_avg: Annotated[str, typer.Option(help="Average chunk.")] = "1MiB",
-    chunk_max: Annotated[str, typer.Option(help="Largest chunk.")] = "8MiB",
-    compression: Annotated[str, typer.Option(help="zstd level 1-19 or 'off'.")] = "3",
+    chunk_min: Annotated[
+        str | None, typer.Option(help="Smallest chunk [default: store.chunk_min, 512KiB].")
+    ] = None,
+    chunk_avg: Annotated[
+        str | None, typer.Option(help="Average chunk [default: store.chunk_avg, 1MiB].")
+    ] = None,
+    chunk_max: Annotated[
+        str | None, typer.Option(help="Largest chunk [default: store.chunk_max, 8MiB].")
+    ] = None,
+    compression: Annotated[
+        str | None,
+        typer.Option(help="zstd level 1-19 or 'off' [default: store.compression, 3]."),
+    ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Create a node home: keys, identity, store and config.
 
-    Exit codes: 0 created; 1 the home already holds a node, or no passphrase.
+    The store settings not given as flags come from the config: a config.yaml already in
+    the home, then SHADOWVAULT_STORE__* variables; they are fixed for the store's life.
+
+    Exit codes: 0 created; 1 the home already holds a node, no passphrase, or an invalid
+    config; 2 a bad flag.
     """
     with user_errors():
         paths = resolve_home(home)
         if paths.holds_node():
             raise HomeError(f"{paths.root} already holds a node; refusing to overwrite it")
+        store = load_config(paths.config, env=os.environ).config.store
         try:
             chunker = ChunkerParams(
-                parse_size(chunk_min), parse_size(chunk_avg), parse_size(chunk_max)
+                parse_size(chunk_min) if chunk_min is not None else store.chunk_min.bytes,
+                parse_size(chunk_avg) if chunk_avg is not None else store.chunk_avg.bytes,
+                parse_size(chunk_max) if chunk_max is not None else store.chunk_max.bytes,
             )
             chunker.validate()
-            level = parse_compression(compression)
+            level = parse_compression(compression) if compression is not None else store.compression
             kdf = kdf_params_from_env()
         except ValueError as exc:
             raise CliError(str(exc), 2) from exc

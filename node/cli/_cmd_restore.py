@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from node.ops import RestoreOptions, run_restore
-from node.repo import resolve_snapshot
+from node.ops import RestoreRequest
 
 from ._common import (
     HomeOpt,
     JsonOpt,
     PasswordFileOpt,
     TerminalProgress,
+    control,
     human_bytes,
-    opened,
     print_json,
 )
-from ._errors import EXIT_ERROR, user_errors
+from ._errors import EXIT_ERROR, CliError, user_errors, validation_message
 
 
 def restore(
@@ -52,36 +52,41 @@ def restore(
     relative to it). Exit codes: 0 done; 1 some files failed or existed (each named).
     """
     with user_errors():
-        with opened(home, password_file) as repo:
-            snap = resolve_snapshot(repo, snapshot)
-            opts = RestoreOptions(
-                target=target,
+        try:
+            request = RestoreRequest(
+                snapshot=snapshot,
+                target=os.path.abspath(target),
                 includes=include or [],
                 excludes=exclude or [],
                 overwrite=overwrite,
                 verify=verify,
             )
-            progress = TerminalProgress(
-                "restore", int(snap.summary.get("bytes_processed", 0)) or None
-            )
+        except ValidationError as exc:
+            raise CliError(validation_message(exc), 2) from None
+        with control(home, password_file) as ctl:
+            progress = TerminalProgress("restore")
+            if progress.enabled:
+                progress.close()
+                progress = TerminalProgress("restore", ctl.restore_size(snapshot) or None)
             try:
-                summary = run_restore(repo, snap, opts, progress if progress.enabled else None)
+                summary = ctl.restore(request, progress if progress.enabled else None)
             finally:
                 progress.close()
         if json_out:
-            print_json({"snapshot_id": str(snap.id), **dataclasses.asdict(summary)})
+            print_json({k: v for k, v in summary.items() if k not in ("short_id", "target")})
         else:
-            for path in summary.skipped_existing:
+            for path in summary["skipped_existing"]:
                 print(f"exists, not overwritten (use --overwrite): {path}", file=sys.stderr)
-            for warning in summary.warnings:
+            for warning in summary["warnings"]:
                 print(f"warning: {warning}", file=sys.stderr)
-            for err in summary.errors:
+            for err in summary["errors"]:
                 print(f"error: {err}", file=sys.stderr)
             print(
-                f"restored {summary.files} files, {summary.dirs} dirs, {summary.links} hard links, "
-                f"{human_bytes(summary.bytes_written)} from snapshot {snap.short_id} into {target}"
+                f"restored {summary['files']} files, {summary['dirs']} dirs, "
+                f"{summary['links']} hard links, {human_bytes(summary['bytes_written'])} "
+                f"from snapshot {summary['short_id']} into {target}"
             )
             if verify:
-                print(f"verified {summary.verified} files")
-        if not summary.ok:
+                print(f"verified {summary['verified']} files")
+        if not summary["ok"]:
             raise typer.Exit(EXIT_ERROR)

@@ -12,9 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
+from node.ops import LocalControl
 from node.repo import Repository, open_repository, resolve_home
 
 from ._passphrase import get_passphrase
+from ._remote import RemoteControl, find_daemon
+
+Control = LocalControl | RemoteControl
 
 HomeOpt = Annotated[
     Path | None,
@@ -44,6 +48,26 @@ def opened(home: Path | None, password_file: Path | None) -> Iterator[Repository
         yield repo
     finally:
         repo.close()
+
+
+@contextmanager
+def control(home: Path | None, password_file: Path | None) -> Iterator[Control]:
+    """The node's operations: through its daemon if one runs, else on the store directly.
+
+    Through the daemon no passphrase is needed: the daemon holds the unlocked store and
+    the owner token in the home authorises the call.
+    """
+    paths = resolve_home(home)
+    daemon = find_daemon(paths)
+    if daemon is not None:
+        remote = RemoteControl(daemon, paths)
+        try:
+            yield remote
+        finally:
+            remote.close()
+        return
+    with opened(home, password_file) as repo:
+        yield LocalControl(repo)
 
 
 def print_json(value: Any) -> None:
@@ -87,6 +111,10 @@ class TerminalProgress:
             )
             self._task = self._progress.add_task(label, total=total_bytes, files=0)
             self._progress.start()
+
+    def __call__(self, files: int, bytes_done: int) -> None:
+        """The ``Progress`` protocol of ``node.ops``."""
+        self.file_done(files, bytes_done, "")
 
     def file_done(self, files: int, bytes_done: int, path: str) -> None:
         if not self.enabled:

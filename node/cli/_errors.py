@@ -17,7 +17,10 @@ from contextlib import contextmanager
 from typing import NoReturn
 
 import typer
+from pydantic import ValidationError
 
+from node.config import ConfigError
+from node.ops import Cancelled
 from node.repo import RepoError
 
 EXIT_OK = 0
@@ -35,6 +38,16 @@ class CliError(Exception):
         self.code = code
 
 
+def validation_message(exc: ValidationError) -> str:
+    """A pydantic error as one line per field, the way a flag error reads."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err["loc"]) or "value"
+        message = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where.replace('_', '-')}: {message}")
+    return "; ".join(parts)
+
+
 def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
     """Print ``error: message`` to stderr and exit with ``code``."""
     print(f"error: {message}", file=sys.stderr)
@@ -48,7 +61,14 @@ def user_errors() -> Iterator[None]:
         yield
     except CliError as exc:
         fail(str(exc), exc.code)
+    except ConfigError as exc:
+        # One line per problem, each naming source, key, expected and found.
+        for message in exc.messages[:-1]:
+            print(f"error: {message}", file=sys.stderr)
+        fail(exc.messages[-1] if exc.messages else "invalid configuration")
     except RepoError as exc:
+        fail(str(exc))
+    except Cancelled as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)

@@ -1,83 +1,58 @@
-"""The HTTP API (FastAPI), versioned under /api/v1.
+"""The HTTP API (FastAPI), versioned under /api/v1, one router per area.
 
 Every route but /health, /live and /ready needs ``Authorization: Bearer <token>``:
-401 without a valid token, 403 when the token's role lacks the right. Store work runs in
-threads behind one ``CapacityLimiter`` so that the event loop stays responsive.
+401 without a valid token, 403 when the token's role lacks the right (viewer < operator
+< admin). Errors from the store come back as ``{"detail": message, "error": kind}`` with
+a status that says what kind of failure it was; the CLI prints ``detail`` as it would
+print the local error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
 from typing import Any
 
-import trio
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from node.ops import filter_snapshots, run_stats, snapshot_json
-from node.repo import Repository, list_snapshots
+from node.repo import BlobNotFound, HomeError, RepoError, StoreFull, StoreLocked
 
-from ._tokens import TokenInfo, TokenVerifier
+from . import _routes_jobs, _routes_node, _routes_snapshots, _routes_tokens
+from ._context import NodeContext
 
-_RANK = {"viewer": 0, "operator": 1, "admin": 2}
+ROUTERS = (_routes_node, _routes_snapshots, _routes_jobs, _routes_tokens)
 
-
-def _auth(verifier: TokenVerifier, need: str) -> Callable[[Request], TokenInfo]:
-    def dependency(request: Request) -> TokenInfo:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        info = verifier.check(token.strip()) if scheme.lower() == "bearer" else None
-        if info is None:
-            raise HTTPException(
-                401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
-            )
-        if _RANK[info.role] < _RANK[need]:
-            raise HTTPException(403, f"role {info.role!r} cannot do this (needs {need!r})")
-        return info
-
-    return dependency
+_STATUS = {BlobNotFound: 404, StoreFull: 507, StoreLocked: 409, HomeError: 409}
 
 
-def create_app(repo: Repository, verifier: TokenVerifier, info: dict[str, Any]) -> FastAPI:
-    """Build the API for one open repository.
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped.
 
-    Args:
-        repo: the node's repository, owned by the daemon.
-        verifier: accepted tokens.
-        info: static facts about the node (peer id, version) for /status.
+    File names are bytes; names that are not UTF-8 reach JSON as lone surrogates
+    (``os.fsdecode``), which only ``\\uXXXX`` escapes carry losslessly. The CLI's own
+    ``--json`` output escapes the same way, so both paths print the same text.
     """
-    app = FastAPI(title="ShadowVault node API", version="1", openapi_url="/api/v1/openapi.json")
-    limiter = trio.CapacityLimiter(2)
-    viewer = Depends(_auth(verifier, "viewer"))
 
-    async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-        return await trio.to_thread.run_sync(fn, *args, limiter=limiter)
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
-    @app.get("/live")
-    async def live() -> dict[str, bool]:
-        return {"live": True}
+def create_app(ctx: NodeContext) -> FastAPI:
+    """Build the API for one running node."""
+    app = FastAPI(
+        default_response_class=AsciiJSONResponse,
+        title="ShadowVault node API",
+        version="1",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+    )
 
-    @app.get("/ready")
-    async def ready() -> dict[str, bool]:
-        return {"ready": True}
+    @app.exception_handler(RepoError)
+    async def repo_error(request: Request, exc: RepoError) -> JSONResponse:
+        status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
+        return AsciiJSONResponse({"detail": str(exc), "error": type(exc).__name__}, status)
 
-    @app.get("/api/v1/status", dependencies=[viewer])
-    async def status() -> dict[str, Any]:
-        snaps = await in_thread(list_snapshots, repo)
-        return {**info, "snapshots": len(snaps), "repo_id": repo.store.meta.repo_id}
-
-    @app.get("/api/v1/snapshots", dependencies=[viewer])
-    async def snapshots(tag: str | None = None, path: str | None = None) -> list[dict[str, Any]]:
-        snaps = await in_thread(list_snapshots, repo)
-        chosen = filter_snapshots(snaps, [tag] if tag else None, [path] if path else None)
-        return [snapshot_json(s) for s in chosen]
-
-    @app.get("/api/v1/stats", dependencies=[viewer])
-    async def stats() -> dict[str, Any]:
-        result = await in_thread(run_stats, repo)
-        return dict(result.as_dict())
-
+    for module in ROUTERS:
+        app.include_router(module.router(ctx))
     return app

@@ -67,19 +67,59 @@ def create_token(home: Path, name: str, role: str) -> str:
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    if not name or name == "owner":
+        raise ValueError("a token needs a name other than 'owner'")
     token = "svt_" + secrets.token_urlsafe(32)
     _add(home, token, name, role)
     return token
 
 
+def list_tokens(home: Path) -> list[TokenInfo]:
+    """Every token's name and role (the tokens themselves are not kept)."""
+    return [TokenInfo(v["name"], v["role"]) for v in _load(home).values()]
+
+
+def revoke_token(home: Path, name: str) -> int:
+    """Remove every token called ``name``; returns how many went.
+
+    Raises:
+        ValueError: ``name`` is the owner token, which the node needs.
+    """
+    if name == "owner":
+        raise ValueError("the owner token cannot be revoked (it is the node's own)")
+    db = _load(home)
+    kept = {k: v for k, v in db.items() if v.get("name") != name}
+    if len(kept) != len(db):
+        atomic_write(home / TOKENS_DB, json.dumps(kept, indent=2).encode(), mode=0o600)
+    return len(db) - len(kept)
+
+
 class TokenVerifier:
-    """Checks presented tokens against the stored digests."""
+    """Checks presented tokens against the stored digests.
+
+    Re-reads the token file when it changes, so a token created or revoked while the
+    daemon runs takes effect at the next request.
+    """
 
     def __init__(self, home: Path) -> None:
-        self._db = _load(home)
+        self._path = home / TOKENS_DB
+        self._home = home
+        self._stamp: tuple[int, int] | None = None
+        self._db: dict[str, dict[str, str]] = {}
+        self._reload()
+
+    def _reload(self) -> None:
+        try:
+            st = self._path.stat()
+            stamp = (st.st_mtime_ns, st.st_ino)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp != self._stamp:
+            self._db, self._stamp = _load(self._home), stamp
 
     def check(self, presented: str) -> TokenInfo | None:
         """The token's info, or None. Constant time in the token's content."""
+        self._reload()
         digest = _digest(presented)
         found = None
         for known, info in self._db.items():

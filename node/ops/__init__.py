@@ -19,6 +19,12 @@ from ._browse import list_dir as list_dir
 from ._browse import node_json as node_json
 from ._browse import snapshot_json as snapshot_json
 from ._check import run_check as run_check
+from ._control import BackupRequest as BackupRequest
+from ._control import Cancelled as Cancelled
+from ._control import CheckRequest as CheckRequest
+from ._control import LocalControl as LocalControl
+from ._control import Progress as Progress
+from ._control import RestoreRequest as RestoreRequest
 from ._policy import Decision as Decision
 from ._policy import Duration as Duration
 from ._policy import Group as Group
@@ -51,19 +57,25 @@ __all__ = [
     "BackupError",
     "BackupOptions",
     "BackupProgress",
+    "BackupRequest",
     "BackupSummary",
+    "Cancelled",
     "Change",
+    "CheckRequest",
     "Decision",
     "Duration",
     "ForgetOptions",
     "ForgetResult",
     "Group",
     "HoldResult",
+    "LocalControl",
     "Policy",
     "PolicyError",
+    "Progress",
     "RestoreError",
     "RestoreOptions",
     "RestoreProgress",
+    "RestoreRequest",
     "RestoreSummary",
     "SnapshotInfo",
     "StoreStats",

@@ -132,8 +132,8 @@ def find(
                 yield snap, path, node
 
 
-def dump(repo: Repository, snap: Snapshot, path: str, out: BinaryIO) -> int:
-    """Write a file's bytes to ``out``; return the byte count.
+def file_node(repo: Repository, snap: Snapshot, path: str) -> Node:
+    """The regular file at ``path``.
 
     Raises:
         RepoError: not found, or not a regular file.
@@ -141,12 +141,26 @@ def dump(repo: Repository, snap: Snapshot, path: str, out: BinaryIO) -> int:
     _, node = find_node(repo, snap, path)
     if node is None or node.type != FILE:
         raise RepoError(f"{path} is not a file in snapshot {snap.short_id}")
+    return node
+
+
+def dump(repo: Repository, snap: Snapshot, path: str, out: BinaryIO) -> int:
+    """Write a file's bytes to ``out``; return the byte count.
+
+    Raises:
+        RepoError: not found, or not a regular file.
+    """
     n = 0
-    for chunk in node.chunks:
-        data = repo.load(chunk)
+    for data in file_chunks(repo, file_node(repo, snap, path)):
         out.write(data)
         n += len(data)
     return n
+
+
+def file_chunks(repo: Repository, node: Node) -> Iterator[bytes | memoryview]:
+    """A file's contents, chunk by chunk."""
+    for chunk in node.chunks:
+        yield repo.load(chunk)
 
 
 @dataclass(frozen=True, slots=True)

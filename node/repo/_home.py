@@ -48,6 +48,13 @@ class HomePaths:
     def generated_passphrase(self) -> Path:
         return self.root / "passphrase"
 
+    def require_node(self) -> None:
+        """Raise ``HomeError`` unless a node was initialised here."""
+        from ._errors import HomeError
+
+        if not self.master_key.exists():
+            raise HomeError(f"no node at {self.root}; run `shadowvault init` first")
+
     def holds_node(self) -> bool:
         """True if anything of a node is already here (init must then refuse)."""
         return (

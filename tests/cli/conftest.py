@@ -20,6 +20,8 @@ import json
 import os
 import secrets
 import shutil
+import signal
+import socket
 import stat
 import struct
 import subprocess
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 SHADOWVAULT = Path(sys.executable).parent / "shadowvault"
@@ -433,3 +436,70 @@ def store_holder() -> Iterator[Callable[[Path], subprocess.Popen[str]]]:
             proc.kill()
         with contextlib.suppress(Exception):
             proc.communicate(timeout=10)
+
+
+# -- a running daemon ----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Daemon:
+    """A ``node run`` process for a test's home."""
+
+    def __init__(self, node: Any) -> None:
+        self.node = node
+        self.url = f"http://127.0.0.1:{_free_port()}"
+        self.proc = subprocess.Popen(
+            [str(SHADOWVAULT), "node", "run", "--api", self.url[7:]],
+            env=node.env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        lines = []
+        for line in self.proc.stdout:
+            lines.append(line)
+            if line.startswith("token"):
+                break
+        assert any(line.startswith("api") for line in lines), (lines, self.proc.stderr.read())
+        self.token = (node.home / "api.token").read_text().strip()
+
+    def api(self, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kw)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def daemon_class() -> type[Daemon]:
+    """The ``Daemon`` runner, for fixtures of other scopes."""
+    return Daemon
+
+
+@pytest.fixture
+def daemon_for() -> Iterator[Any]:
+    started: list[Daemon] = []
+
+    def start(node: Any) -> Daemon:
+        d = Daemon(node)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.stop()

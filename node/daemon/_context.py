@@ -1,0 +1,71 @@
+"""What the API's routes share: the open repository, the jobs, the token check.
+
+Routes live in one module per area (``_routes_*``); each exposes ``router(ctx)``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+from fastapi import Depends, HTTPException, Request
+
+from node.ops import LocalControl
+from node.repo import Repository
+
+from ._jobs import Jobs
+from ._tokens import TokenInfo, TokenVerifier
+
+T = TypeVar("T")
+RANK = {"viewer": 0, "operator": 1, "admin": 2}
+
+
+@dataclass
+class NodeContext:
+    """The daemon's shared state, handed to every router."""
+
+    home: Path
+    repo: Repository
+    verifier: TokenVerifier
+    jobs: Jobs
+    info: dict[str, Any]
+    """Static facts for /status: peer id, version, pid."""
+    shutdown: trio.Event
+    io_limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(2))
+    """Short store reads for requests; jobs have their own limiter, so a long backup
+    never makes ``snapshots`` wait."""
+    started: float = field(default_factory=time.monotonic)
+    scheduler: Any = None
+    """The ``Scheduler`` once running (typed loosely: it is built after the context)."""
+    components: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
+    """name -> health probe, for /health."""
+
+    @property
+    def control(self) -> LocalControl:
+        return LocalControl(self.repo)
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a short blocking store call off the event loop."""
+        return await trio.to_thread.run_sync(fn, *args, limiter=self.io_limiter)
+
+    def role(self, need: str) -> Any:
+        """A FastAPI dependency: a valid bearer token whose role ranks at least ``need``."""
+        verifier = self.verifier
+
+        def dependency(request: Request) -> TokenInfo:
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            info = verifier.check(token.strip()) if scheme.lower() == "bearer" else None
+            if info is None:
+                raise HTTPException(
+                    401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
+                )
+            if RANK[info.role] < RANK[need]:
+                raise HTTPException(403, f"role {info.role!r} cannot do this (needs {need!r})")
+            return info
+
+        return Depends(dependency)

@@ -1,0 +1,90 @@
+"""Health probes, status and stats."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from node.repo import RepoError, list_snapshots
+
+from ._context import NodeContext
+
+LOW_SPACE = 1 << 30
+"""Below this much free space in the store's file system the store is 'degraded'."""
+
+
+def _store_health(ctx: NodeContext) -> dict[str, Any]:
+    try:
+        ctx.repo.store.get_record(b"M")
+        st = os.statvfs(ctx.repo.store.root)
+    except (RepoError, OSError) as exc:
+        return {"status": "unhealthy", "message": str(exc)}
+    free = st.f_bavail * st.f_frsize
+    if free < LOW_SPACE:
+        return {"status": "degraded", "message": "low disk space", "free_bytes": free}
+    return {"status": "healthy", "free_bytes": free}
+
+
+def router(ctx: NodeContext) -> APIRouter:
+    api = APIRouter()
+    viewer = ctx.role("viewer")
+
+    @api.get("/live", tags=["health"])
+    async def live() -> dict[str, str]:
+        """The process is up and its event loop answers."""
+        return {"status": "alive"}
+
+    @api.get("/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        """Ready to serve: the store is open and the daemon is not stopping (else 503)."""
+        if ctx.shutdown.is_set():
+            return JSONResponse({"status": "not ready", "reason": "stopping"}, 503)
+        return JSONResponse({"status": "ready"})
+
+    @api.get("/health", tags=["health"])
+    async def health() -> JSONResponse:
+        """Each component's status: healthy, degraded or unhealthy (503 if unhealthy)."""
+        components: dict[str, Any] = {"store": await ctx.in_thread(_store_health, ctx)}
+        for name, probe in ctx.components.items():
+            try:
+                components[name] = probe()
+            except Exception as exc:  # a probe's own failure is the component's status
+                components[name] = {"status": "unhealthy", "message": type(exc).__name__}
+        states = {c["status"] for c in components.values()}
+        overall = next((s for s in ("unhealthy", "degraded") if s in states), "healthy")
+        body = {
+            "status": overall,
+            "timestamp": time.time(),
+            "uptime_s": round(time.monotonic() - ctx.started, 3),
+            "version": ctx.info.get("version"),
+            "components": components,
+        }
+        return JSONResponse(body, status_code=503 if overall == "unhealthy" else 200)
+
+    @api.get("/api/v1/status", dependencies=[viewer], tags=["node"])
+    async def status() -> dict[str, Any]:
+        """Who this node is and what it is doing."""
+        snaps = await ctx.in_thread(list_snapshots, ctx.repo)
+        return {
+            **ctx.info,
+            "snapshots": len(snaps),
+            "repo_id": ctx.repo.store.meta.repo_id,
+            "jobs_running": [j.as_dict() for j in ctx.jobs.active()],
+        }
+
+    @api.post("/api/v1/node/stop", dependencies=[ctx.role("admin")], tags=["node"])
+    async def stop() -> dict[str, bool]:
+        """Stop the daemon as SIGTERM would (running jobs stop at their next file)."""
+        ctx.shutdown.set()
+        return {"stopping": True}
+
+    @api.get("/api/v1/stats", dependencies=[viewer], tags=["node"])
+    async def stats() -> dict[str, Any]:
+        """Stored sizes, dedup and compression ratios (``stats --json``)."""
+        return await ctx.in_thread(ctx.control.stats)
+
+    return api

@@ -1,0 +1,40 @@
+"""What each kind of schedule runs: the job a scheduled time starts."""
+
+from __future__ import annotations
+
+from node.ops import BackupRequest, CheckRequest
+
+from ._context import NodeContext
+from ._jobs import Job
+from ._scheduler import Schedule
+
+
+def start_scheduled(ctx: NodeContext, schedule: Schedule, counter: int) -> Job:
+    """Start the job for one firing of ``schedule`` (``counter``: runs so far, from 1).
+
+    Raises:
+        ValueError: the schedule's parameters are invalid (a config error).
+    """
+    source = f"schedule:{schedule.name}"
+    control = ctx.control
+    if schedule.kind == "backup":
+        backup = BackupRequest(**schedule.params)
+        return ctx.jobs.start(
+            "backup",
+            backup.model_dump(),
+            lambda progress: control.backup(backup, progress),
+            source=source,
+            exclusive=True,
+        )
+    if schedule.kind == "check":
+        # A rotation through the data: run n of M reads slice n, so M runs read it all.
+        slices = int(schedule.params.get("read_data_subsets", 0))
+        subset = f"{(counter - 1) % slices + 1}/{slices}" if slices else None
+        check = CheckRequest(read_data_subset=subset)
+        return ctx.jobs.start(
+            "check",
+            check.model_dump(),
+            lambda progress: control.check(check, progress),
+            source=source,
+        )
+    raise ValueError(f"schedule {schedule.name!r}: unknown kind {schedule.kind!r}")

@@ -1,0 +1,242 @@
+"""The node's control surface: every user operation as a call with JSON-ready results.
+
+The CLI calls it directly when no daemon owns the home, and through the daemon's HTTP API
+(which calls the very same methods) when one does. Keeping one implementation for both is
+what makes a command print the same output and exit with the same code either way.
+
+Requests are pydantic models so that the API validates bodies with exact messages (422,
+field named) and the CLI builds them with the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from node.repo import Repository, Subset, list_snapshots, parse_compression, resolve_snapshot
+
+from ._backup import BackupOptions, run_backup
+from ._browse import (
+    diff,
+    dump,
+    file_chunks,
+    file_node,
+    filter_snapshots,
+    find,
+    list_dir,
+    node_json,
+    snapshot_json,
+)
+from ._check import run_check
+from ._restore import RestoreOptions, run_restore
+from ._stats import run_stats
+
+
+class Cancelled(Exception):
+    """Raised from a progress callback to stop an operation; nothing half-done is kept."""
+
+
+class Progress(Protocol):
+    """Receives (files done, bytes done) while an operation runs; may raise ``Cancelled``."""
+
+    def __call__(self, files: int, bytes_done: int) -> None: ...
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BackupRequest(_Strict):
+    """What to back up. Paths must be absolute: the daemon does not share the CLI's cwd."""
+
+    paths: list[str] = Field(min_length=1)
+    tags: list[str] = []
+    excludes: list[str] = []
+    exclude_files: list[str] = []
+    one_file_system: bool = False
+    compression: str | None = Field(None, description="zstd level 1-19 or 'off'")
+    host: str | None = None
+    parent: str | None = None
+
+    @field_validator("paths", "exclude_files")
+    @classmethod
+    def _absolute(cls, value: list[str]) -> list[str]:
+        for p in value:
+            if not os.path.isabs(p):
+                raise ValueError(f"must be an absolute path, got {p!r}")
+        return value
+
+    @field_validator("compression")
+    @classmethod
+    def _level(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_compression(value)
+        return value
+
+    def options(self) -> BackupOptions:
+        return BackupOptions(
+            paths=[Path(p) for p in self.paths],
+            tags=list(self.tags),
+            excludes=list(self.excludes),
+            exclude_files=[Path(p) for p in self.exclude_files],
+            one_file_system=self.one_file_system,
+            compression=None if self.compression is None else parse_compression(self.compression),
+            host=self.host,
+            parent=self.parent,
+        )
+
+
+class RestoreRequest(_Strict):
+    """What to restore, and where (an absolute target directory)."""
+
+    snapshot: str = Field(min_length=1)
+    target: str
+    includes: list[str] = []
+    excludes: list[str] = []
+    verify: bool = False
+    overwrite: bool = False
+
+    @field_validator("target")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not os.path.isabs(value):
+            raise ValueError(f"must be an absolute path, got {value!r}")
+        return value
+
+
+class CheckRequest(_Strict):
+    """How much to check: structure only, every blob, or slice N of M."""
+
+    read_data: bool = False
+    read_data_subset: str | None = Field(None, description="N/M, e.g. 2/7")
+
+    @field_validator("read_data_subset")
+    @classmethod
+    def _subset(cls, value: str | None) -> str | None:
+        if value is not None:
+            Subset.parse(value)
+        return value
+
+
+class _FileProgress:
+    """Adapts a ``Progress`` to the ``file_done`` protocol of backup and restore."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+
+    def file_done(self, files: int, bytes_done: int, path: str) -> None:
+        self._progress(files, bytes_done)
+
+
+def _backup_progress(progress: Progress | None) -> _FileProgress | None:
+    return None if progress is None else _FileProgress(progress)
+
+
+class LocalControl:
+    """The operations, run on a repository this process has open."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+
+    def snapshots(
+        self, tags: list[str] | None = None, paths: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Snapshots, oldest first, as ``snapshots --json`` prints them."""
+        return [snapshot_json(s) for s in filter_snapshots(list_snapshots(self.repo), tags, paths)]
+
+    def snapshot(self, ref: str) -> dict[str, Any]:
+        """One snapshot by id, unique prefix or ``latest``."""
+        return snapshot_json(resolve_snapshot(self.repo, ref))
+
+    def ls(self, ref: str, path: str = "/", recursive: bool = False) -> list[dict[str, Any]]:
+        """Entries under ``path`` in a snapshot."""
+        snap = resolve_snapshot(self.repo, ref)
+        return [node_json(p, n) for p, n in list_dir(self.repo, snap, path, recursive)]
+
+    def find(self, pattern: str, ref: str | None = None) -> list[dict[str, Any]]:
+        """Entries matching ``pattern`` across snapshots (or in one)."""
+        snaps = [resolve_snapshot(self.repo, ref)] if ref else list_snapshots(self.repo)
+        return [
+            {"snapshot": str(s.id), "short_id": s.short_id, **node_json(p, n)}
+            for s, p, n in find(self.repo, snaps, pattern)
+        ]
+
+    def diff(self, first: str, second: str) -> list[dict[str, Any]]:
+        """Changes from snapshot ``first`` to ``second``."""
+        snaps = list_snapshots(self.repo)
+        a = resolve_snapshot(self.repo, first, snaps)
+        b = resolve_snapshot(self.repo, second, snaps)
+        return [dataclasses.asdict(c) for c in diff(self.repo, a, b)]
+
+    def dump(self, ref: str, path: str, out: BinaryIO) -> int:
+        """Write one file's bytes to ``out``."""
+        return dump(self.repo, resolve_snapshot(self.repo, ref), path, out)
+
+    def open_file(self, ref: str, path: str) -> tuple[int, Iterator[bytes | memoryview]]:
+        """A regular file's size and its contents chunk by chunk (checked first)."""
+        node = file_node(self.repo, resolve_snapshot(self.repo, ref), path)
+        return node.size, file_chunks(self.repo, node)
+
+    def stats(self) -> dict[str, Any]:
+        """Stored sizes and ratios (``stats --json``)."""
+        return dict(run_stats(self.repo).as_dict())
+
+    def backup(self, request: BackupRequest, progress: Progress | None = None) -> dict[str, Any]:
+        """Make a snapshot; the result is ``backup --json``'s object."""
+        summary = run_backup(self.repo, request.options(), _backup_progress(progress))
+        return dataclasses.asdict(summary)
+
+    def restore(self, request: RestoreRequest, progress: Progress | None = None) -> dict[str, Any]:
+        """Restore a snapshot (or part of it); ``ok`` is false if any file failed."""
+        snap = resolve_snapshot(self.repo, request.snapshot)
+        opts = RestoreOptions(
+            target=Path(request.target),
+            includes=list(request.includes),
+            excludes=list(request.excludes),
+            overwrite=request.overwrite,
+            verify=request.verify,
+        )
+        summary = run_restore(self.repo, snap, opts, _backup_progress(progress))
+        return {
+            "snapshot_id": str(snap.id),
+            "short_id": snap.short_id,
+            "target": request.target,
+            "ok": summary.ok,
+            **dataclasses.asdict(summary),
+        }
+
+    def restore_size(self, ref: str) -> int:
+        """Bytes the snapshot holds (for a progress bar's total)."""
+        return int(resolve_snapshot(self.repo, ref).summary.get("bytes_processed", 0))
+
+    def check(self, request: CheckRequest, progress: Progress | None = None) -> dict[str, Any]:
+        """Check the store; ``ok`` is false when problems were found (each listed)."""
+        subset = Subset.parse(request.read_data_subset) if request.read_data_subset else None
+        recovery = self.repo.store.recovery
+        callback: Callable[[int, int], None] | None = None
+        if progress is not None:
+            report_progress = progress
+            callback = lambda bytes_done, blobs: report_progress(blobs, bytes_done)  # noqa: E731
+        report = run_check(self.repo, read_data=request.read_data, subset=subset, progress=callback)
+        return {
+            "ok": report.ok,
+            "packs": report.packs,
+            "blobs": report.blobs,
+            "blobs_read": report.blobs_read,
+            "bytes_read": report.bytes_read,
+            "unindexed_entries": report.unindexed_entries,
+            "problems": [{**dataclasses.asdict(p), "message": str(p)} for p in report.problems],
+            "warnings": [{**dataclasses.asdict(p), "message": str(p)} for p in report.warnings],
+            "recovered": {"reindexed": recovery.reindexed, "truncated": recovery.truncated},
+        }
+
+    def check_size(self, request: CheckRequest) -> int | None:
+        """Bytes a check will read (None when it reads no data)."""
+        if not (request.read_data or request.read_data_subset):
+            return None
+        return sum(self.repo.store.committed_packs().values())
