@@ -13,8 +13,9 @@ deletes anything: what that tree references is unknown, so nothing may go.
 Sweep. The blob index and the mark set are both sorted by blob id, so one merge pass
 over two iterators finds the unmarked blobs, with no random look-ups. Unmarked blobs
 still pinned by a write session (``_pins``), or in a pack newer than ``grace`` or
-created since gc started, are spared; the rest leave the index (and their dedup
-records) in batches, each committed under the pin lock after checking the pins.
+created since gc started, are spared; the rest leave the index in batches, each
+committed under the pin lock after checking the pins. Their dedup records are deleted
+when compaction drops their entries.
 A swept blob's bytes stay in its pack inside the pack's committed length, where
 recovery never looks, so it cannot come back on the next open.
 
@@ -302,11 +303,10 @@ def _delete(
 ) -> None:
     if not batch:
         return
-    # Dedup keys from the entry headers, read before taking the pin lock.
-    dedup: dict[bytes, bytes | None] = {}
-    if not dry_run:
-        for blob_id, loc in batch:
-            dedup[blob_id] = store.entry_dedup_key(loc)
+    # Dedup records are not touched here: reading each garbage blob's entry header for
+    # its dedup key was a third of gc's time. A dedup record naming a blob that is gone
+    # is ignored by every look-up, and compaction deletes the records of the entries it
+    # drops (it reads those headers anyway).
     with store.pins.lock, store.write_batch(sync=True) as wb:
         for blob_id, loc in batch:
             size = loc.stored_len + ENTRY_HEADER.size
@@ -317,12 +317,8 @@ def _delete(
                 continue
             report.blobs_removed += 1
             report.bytes_removed += size
-            if dry_run:
-                continue
-            wb.delete(ix.blob_key(blob_id))
-            key = dedup.get(blob_id)
-            if key is not None and store.raw_get(ix.dedup_key(key)) == blob_id:
-                wb.delete(ix.dedup_key(key))
+            if not dry_run:
+                wb.delete(ix.blob_key(blob_id))
 
 
 def _estimate(
@@ -376,8 +372,13 @@ class _PackOut:
         self._offset += size
         return self.pack_no, at
 
-    def commit(self, moves: list[tuple[bytes, ix.BlobLocation]]) -> None:
-        """fdatasync what was written, then move the index records in one batch."""
+    def commit(
+        self,
+        moves: list[tuple[bytes, ix.BlobLocation]],
+        dead_dedup: list[bytes] = (),  # type: ignore[assignment]
+    ) -> None:
+        """fdatasync what was written, then move the index records (and delete the
+        dedup records of dropped entries) in one batch."""
         dirty = [*self._dirty]
         if self._fd >= 0:
             dirty.append((self._fd, self.pack_no, self._offset, False))
@@ -386,6 +387,8 @@ class _PackOut:
         with self._store.write_batch(sync=True) as wb:
             for blob_id, loc in moves:
                 wb.put(ix.blob_key(blob_id), loc.encode())
+            for key in dead_dedup:
+                wb.delete(ix.dedup_key(key))
             for _, pack_no, length, _ in dirty:
                 wb.put(ix.pack_key(pack_no), ix.encode_pack_len(length))
         for fd, _, _, close in self._dirty:
@@ -449,6 +452,7 @@ def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut) -> int | No
     except FileNotFoundError:
         return None
     moves: list[tuple[bytes, ix.BlobLocation]] = []
+    dead_dedup: list[bytes] = []
     copied = 0
     try:
         for item in scan_pack_bodies(fd, FILE_HEADER.size, length, block=4 << 20):
@@ -457,6 +461,12 @@ def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut) -> int | No
             entry, body = item
             raw = store.raw_get(ix.blob_key(entry.blob_id))
             if raw is None:
+                # Swept: its dedup record goes with the pack (if it still names it).
+                if (
+                    entry.dedup_key is not None
+                    and store.raw_get(ix.dedup_key(entry.dedup_key)) == entry.blob_id
+                ):
+                    dead_dedup.append(entry.dedup_key)
                 continue
             loc = ix.BlobLocation.decode(raw)
             if loc.pack != pack_no or loc.offset != entry.offset:
@@ -476,8 +486,8 @@ def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut) -> int | No
             copied += entry.stored_len + ENTRY_HEADER.size
     finally:
         os.close(fd)
-    if moves:
-        out.commit(moves)
+    if moves or dead_dedup:
+        out.commit(moves, dead_dedup)
     return copied
 
 

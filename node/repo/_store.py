@@ -24,6 +24,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -533,8 +534,10 @@ class Store:
         """Cut torn pack tails and index whole blobs that a crash left unindexed."""
         report = RecoveryReport()
         # First finish what an interrupted gc was deleting: those packs hold no live
-        # blob, and re-indexing them would bring swept garbage back.
+        # blob, and re-indexing them would bring swept garbage back. Its mark set
+        # (a scratch LevelDB) is of no use any more either.
         finish_pack_drops(self.root / "packs", self._db)
+        shutil.rmtree(self.root / "gc-mark", ignore_errors=True)
         committed = self.committed_packs()
         for key in self.damaged_pack_records:
             report.rebuilt_pack_records.append(ix.pack_no_of_key(key))

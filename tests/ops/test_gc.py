@@ -107,6 +107,10 @@ def test_gc_removes_only_forgotten_data(tmp_path: Path, small_packs: None) -> No
         repo.close()
 
 
+def _stale_dedup_records(repo: Repository) -> int:
+    return sum(1 for _, blob in repo.store.iter_records(b"d") if not repo.store.has(blob))
+
+
 def make_repo_reopen(root: Path) -> Repository:
     from node.repo import HomePaths, open_repository
 
@@ -132,8 +136,13 @@ def test_gc_rewrites_sparse_packs_and_keeps_live_blobs(
     repo = make_repo_reopen(tmp_path / "home")
     try:
         delete_snapshot_record(repo, resolve_snapshot(repo, a).id)  # type: ignore[arg-type]
+        stale_before = _stale_dedup_records(repo)
         report = collect_garbage(repo, rewrite_below=0.9)
         assert report.packs_rewritten == 1
+        # The swept blobs' dedup records went with the rewritten pack.
+        assert stale_before == 0 and report.blobs_removed > 0
+        assert _stale_dedup_records(repo) == 0
+        assert sum(1 for _ in repo.store.iter_records(b"d")) < report.blobs_total
         assert report.bytes_copied > 0
         assert report.bytes_freed > 0
         assert run_check(repo, read_data=True).ok
