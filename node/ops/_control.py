@@ -229,7 +229,6 @@ class LocalControl:
             "blobs": report.blobs,
             "blobs_read": report.blobs_read,
             "bytes_read": report.bytes_read,
-            "unindexed_entries": report.unindexed_entries,
             "problems": [{**dataclasses.asdict(p), "message": str(p)} for p in report.problems],
             "warnings": [{**dataclasses.asdict(p), "message": str(p)} for p in report.warnings],
             "recovered": {"reindexed": recovery.reindexed, "truncated": recovery.truncated},
