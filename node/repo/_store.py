@@ -503,10 +503,24 @@ class Store:
         self.forget_pack_fd(pack_no)
         return drop_pack(self._packs_dir, self._db, pack_no)
 
-    def open_pack_number(self) -> int:
-        """The pack the appender writes into now (-1 if none): gc never rewrites it."""
+    def settled_packs(self) -> tuple[dict[int, int], int]:
+        """(committed pack lengths, the pack being appended to or -1), for gc.
+
+        The appender's batch and any flush still in flight for a pack it just closed are
+        committed first, under its lock: every other pack's length record is then final
+        (a closed pack never grows), which gc relies on to delete or rewrite it.
+        """
         with self._appender._lock:
-            return self._appender._pack_no
+            self._appender.flush(wait=True)
+            return self.committed_packs(), self._appender._pack_no
+
+    def pack_length(self, pack_no: int) -> int | None:
+        """A pack's committed length as recorded now (None if it has no record)."""
+        raw = self._db.get(ix.pack_key(pack_no))
+        try:
+            return None if raw is None else ix.decode_pack_len(raw)
+        except ValueError:
+            return None
 
     def write_batch(self, sync: bool = True) -> Any:
         """A raw LevelDB write batch (for gc, inside ``node.repo`` only)."""

@@ -295,13 +295,37 @@ def test_gc_beside_running_backups_then_everything_restores(
         worker.join()
         assert not errors, errors
         assert removed > 0
+        # One more backup on top of what gc left (its parent may be gone), then gc again.
+        final = _backup(repo, src)
+        states[final] = _state(src)
+        collect_garbage(repo)
         check = run_check(repo, read_data=True)
         assert check.ok, [str(p) for p in check.problems]
         kept = list_snapshots(repo)
-        assert kept
+        assert final in {str(s.id) for s in kept}
         for n, s in enumerate(kept):
             _restore_equals(repo, str(s.id), states[str(s.id)], tmp_path / f"r{n}")
     finally:
         done.wait()
         worker.join()
+        repo.close()
+
+
+def test_gc_stops_before_deleting_when_a_kept_tree_is_unreadable(tmp_path: Path) -> None:
+    import time
+
+    from node.repo import GcError, Snapshot, save_snapshot
+
+    repo = make_repo(tmp_path / "home")
+    try:
+        plain = b"\x93not a tree"
+        with repo.store.writer() as w:
+            garbage = w.put(os.urandom(400), BlobKind.FOREIGN, 0)
+            tree = w.put(Sealer(3).seal(plain, repo.keys.metadata), BlobKind.TREE, len(plain))
+            w.flush()
+            save_snapshot(repo, w, Snapshot(time.time_ns(), "h", ["/x"], tree))
+        with pytest.raises(GcError, match=f"tree {tree.short} .* gc deleted nothing"):
+            collect_garbage(repo)
+        assert repo.store.has(garbage)
+    finally:
         repo.close()
