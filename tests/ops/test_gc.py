@@ -329,3 +329,20 @@ def test_gc_stops_before_deleting_when_a_kept_tree_is_unreadable(tmp_path: Path)
         assert repo.store.has(garbage)
     finally:
         repo.close()
+
+
+def test_gc_takes_pack_lengths_only_after_the_appender_settles(tmp_path: Path) -> None:
+    # A pack the appender has just closed may still have its last batch in flight; gc
+    # must not take its old length (it would delete the pack with those blobs in it).
+    repo = make_repo(tmp_path / "home")
+    try:
+        with repo.store.writer() as w:
+            blob = w.put(os.urandom(900), BlobKind.FOREIGN, 0)  # appended, not committed
+            assert repo.store.raw_get(b"b" + bytes(blob)) is None
+            packs, open_pack = repo.store.settled_packs()
+            loc = repo.store.location(blob)
+            assert repo.store.raw_get(b"b" + bytes(blob)) is not None
+            assert loc.pack == open_pack
+            assert packs[loc.pack] >= loc.offset + loc.stored_len
+    finally:
+        repo.close()
