@@ -498,6 +498,9 @@ def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut) -> int | No
                     and store.raw_get(ix.dedup_key(entry.dedup_key)) == entry.blob_id
                 ):
                     dead_dedup.append(entry.dedup_key)
+                    if len(dead_dedup) >= _SWEEP_BATCH:  # memory stays flat per pack
+                        _delete_dedup(store, dead_dedup)
+                        dead_dedup = []
                 continue
             loc = ix.BlobLocation.decode(raw)
             if loc.pack != pack_no or loc.offset != entry.offset:
@@ -515,11 +518,22 @@ def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut) -> int | No
                 )
             )
             copied += entry.stored_len + ENTRY_HEADER.size
+            if len(moves) >= _SWEEP_BATCH:
+                # Commit as we go (copies synced first): the old pack stays until all
+                # its live blobs are moved, so partial progress is always consistent.
+                out.commit(moves)
+                moves = []
     finally:
         os.close(fd)
     if moves or dead_dedup:
         out.commit(moves, dead_dedup)
     return copied
+
+
+def _delete_dedup(store: Store, keys: list[bytes]) -> None:
+    with store.write_batch(sync=False) as wb:  # advisory records: no sync needed
+        for key in keys:
+            wb.delete(ix.dedup_key(key))
 
 
 def last_gc(store: Store) -> dict[str, Any] | None:
