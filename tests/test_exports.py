@@ -6,7 +6,15 @@ import importlib
 
 import pytest
 
-PACKAGES = ["protocol", "node.config", "node.repo", "node.ops", "node.daemon", "node.cli"]
+PACKAGES = [
+    "protocol",
+    "node.config",
+    "node.repo",
+    "node.p2p",
+    "node.ops",
+    "node.daemon",
+    "node.cli",
+]
 
 
 @pytest.mark.parametrize("name", PACKAGES, ids=PACKAGES)

@@ -14,6 +14,7 @@ from ._cmd_backup import backup
 from ._cmd_browse import diff, dump, find, ls, snapshots
 from ._cmd_check import check, stats
 from ._cmd_config import config_app
+from ._cmd_drill import drill_app
 from ._cmd_init import init, key_app
 from ._cmd_jobs import jobs
 from ._cmd_node import node_app
@@ -35,6 +36,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(node_app, name="node")
 app.add_typer(repair_app, name="repair")
 app.add_typer(token_app, name="token")
+app.add_typer(drill_app, name="drill")
 app.command()(backup)
 app.command()(restore)
 app.command()(snapshots)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from typing import Annotated
 
 import typer
 
 from config import example_config_text
+from node.config import load_config
 from node.repo import InitOptions, init_home, kdf_params_from_env, resolve_home
 
 from ._common import HomeOpt, PasswordFileOpt
@@ -28,7 +30,19 @@ def run(
     password_file: PasswordFileOpt = None,
     api: Annotated[
         str | None,
-        typer.Option("--api", help="HOST:PORT of the HTTP API [default: 127.0.0.1:8734]."),
+        typer.Option("--api", help="HOST:PORT of the HTTP API [config api.listen]."),
+    ] = None,
+    listen: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--listen", help="libp2p multiaddr to listen on (repeatable) [config p2p.listen]."
+        ),
+    ] = None,
+    bootstrap: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--bootstrap", help="Peer multiaddr ending in /p2p/ID to join through (repeatable)."
+        ),
     ] = None,
     init: Annotated[
         bool,
@@ -41,15 +55,26 @@ def run(
 ) -> None:
     """Run the node in the foreground until SIGINT or SIGTERM.
 
-    Exit codes: 0 stopped cleanly; 1 could not start (no node, wrong passphrase, in use).
+    Settings come from flags, then SHADOWVAULT_* variables, then <home>/config.yaml, then
+    defaults; an invalid config is refused with every problem named. Exit codes: 0
+    stopped cleanly; 1 could not start (no node, bad config, wrong passphrase, in use).
     """
     # Imported here: the web stack costs 0.4 s of start-up that other commands don't need.
     import trio
 
-    from node.daemon import DEFAULT_API, run_daemon
+    from node.daemon import run_daemon
 
     with user_errors():
         paths = resolve_home(home)
+        flags: dict[str, object] = {}
+        if api:
+            flags["api.listen"] = api
+        if listen:
+            flags["p2p.listen"] = listen
+        if bootstrap:
+            flags["p2p.bootstrap"] = bootstrap
+        # Validated before anything is created: a bad flag or variable changes nothing.
+        load_config(paths.config, env=os.environ, flags=flags)
         if init and not paths.holds_node():
             try:
                 passphrase, generated = get_new_passphrase(password_file), False
@@ -69,6 +94,7 @@ def run(
             else:
                 print(f"initialised {paths.root}", flush=True)
         passphrase = get_passphrase(password_file, paths)
+        cfg = load_config(paths.config, env=os.environ, flags=flags).config
 
         async def main() -> None:
             shutdown = trio.Event()
@@ -77,16 +103,17 @@ def run(
                     lambda task_status: run_daemon(
                         paths,
                         passphrase,
-                        api or DEFAULT_API,
+                        cfg,
                         shutdown=shutdown,
                         task_status=task_status,
                     )
                 )
                 print(f"peer id   {facts['peer_id']}", flush=True)
-                print(
-                    "addresses (none: the libp2p mesh is not enabled in this version)", flush=True
-                )
+                for i, addr in enumerate(facts["addrs"]):
+                    print(f"{'addresses' if i == 0 else '':<9} {addr}", flush=True)
                 print(f"api       {facts['api']}/api/v1", flush=True)
+                if facts["metrics"]:
+                    print(f"metrics   {facts['metrics']}", flush=True)
                 print(f"token     {paths.root / 'api.token'}", flush=True)
 
         trio.run(main)

@@ -16,7 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from node.ops import BackupRequest, Cancelled, CheckRequest, Progress, RestoreRequest
+from node.ops import (
+    BackupRequest,
+    Cancelled,
+    CheckRequest,
+    DrillRequest,
+    Progress,
+    RestoreRequest,
+)
 from node.repo import HomePaths, RepoError
 
 if TYPE_CHECKING:
@@ -174,6 +181,15 @@ class RemoteControl:
 
     def check(self, request: CheckRequest, progress: Progress | None = None) -> dict[str, Any]:
         return self._job("/api/v1/checks", request.model_dump(), progress)
+
+    def drill(self, request: DrillRequest, progress: Progress | None = None) -> dict[str, Any]:
+        return self._job("/api/v1/drills", request.model_dump(), progress)
+
+    def drills(self, limit: int | None = None) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call(
+            "GET", "/api/v1/drills", params={"limit": limit or 10_000}
+        )
+        return result
 
     def _job(self, path: str, body: dict[str, Any], progress: Progress | None) -> dict[str, Any]:
         job = self.call("POST", path, json=body)

@@ -44,7 +44,6 @@ from ._metrics_http import metrics_router as metrics_router
 from ._metrics_http import render_metrics as render_metrics
 from ._metrics_http import serve_metrics as serve_metrics
 from ._peer_id import peer_id_of as peer_id_of
-from ._service import DEFAULT_API as DEFAULT_API
 from ._service import run_daemon as run_daemon
 from ._tokens import ROLES as ROLES
 from ._tokens import create_token as create_token
@@ -53,7 +52,6 @@ from ._tokens import list_tokens as list_tokens
 from ._tokens import revoke_token as revoke_token
 
 __all__ = [
-    "DEFAULT_API",
     "JOB_PREFIX",
     "MetricsMiddleware",
     "REDACTED",

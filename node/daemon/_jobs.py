@@ -111,6 +111,7 @@ class Jobs:
         self._nursery: trio.Nursery | None = None
         self._exclusive = trio.Lock()
         """Writers of new snapshots run one at a time (two backups would only contend)."""
+        self.on_start: list[Callable[[Job], None]] = []
         self.on_finish: list[Callable[[Job], None]] = []
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -171,6 +172,8 @@ class Jobs:
             return
         job.state, job.started = "running", time.time()
         log.info("job started", job=job.id, kind=job.kind, source=job.source)
+        for hook in self.on_start:
+            hook(job)
         try:
             job.result = await trio.to_thread.run_sync(work, job.report, limiter=self._limiter)
             job.state = "succeeded"

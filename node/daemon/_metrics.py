@@ -20,7 +20,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Protocol
@@ -30,7 +30,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from node.ops import BackupSummary, RestoreSummary
-from node.repo import BlobKind, CheckReport, RepoError, Repository, list_snapshots
+from node.repo import BlobKind, RepoError, Repository, list_snapshots
 
 # Backups, restores and checks run from seconds to hours.
 OPERATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 43200, 86400)
@@ -240,7 +240,7 @@ def observe_backup(summary: BackupSummary) -> None:
     LAST_BACKUP.set(time.time())
 
 
-def backup_failed(duration_s: float, exc: BaseException | None = None) -> None:
+def backup_failed(duration_s: float, exc: BaseException | str | None = None) -> None:
     """Record a backup that failed (``exc`` None: it was cancelled)."""
     BACKUPS_FINISHED.labels("cancelled" if exc is None else "failed").inc()
     BACKUP_DURATION.observe(duration_s)
@@ -266,7 +266,7 @@ def observe_restore(summary: RestoreSummary, duration_s: float) -> None:
     RESTORE_FILES.inc(summary.files)
 
 
-def restore_failed(duration_s: float, exc: BaseException | None = None) -> None:
+def restore_failed(duration_s: float, exc: BaseException | str | None = None) -> None:
     """Record a restore that could not finish (``exc`` None: it was cancelled)."""
     RESTORES_FINISHED.labels("cancelled" if exc is None else "failed").inc()
     RESTORE_DURATION.observe(duration_s)
@@ -278,7 +278,18 @@ def check_started() -> None:
     CHECKS_STARTED.inc()
 
 
-def observe_check(report: CheckReport, duration_s: float) -> None:
+class CheckOutcome(Protocol):
+    """What ``observe_check`` reads of a check (``CheckReport`` has it)."""
+
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def bytes_read(self) -> int: ...
+    @property
+    def problems(self) -> Sized: ...
+
+
+def observe_check(report: CheckOutcome, duration_s: float) -> None:
     """Record a check that ran to its end."""
     CHECKS_FINISHED.labels("ok" if report.ok else "problems").inc()
     CHECK_DURATION.observe(duration_s)
@@ -287,7 +298,7 @@ def observe_check(report: CheckReport, duration_s: float) -> None:
     LAST_CHECK.set(time.time())
 
 
-def check_failed(duration_s: float, exc: BaseException | None = None) -> None:
+def check_failed(duration_s: float, exc: BaseException | str | None = None) -> None:
     """Record a check that could not finish (``exc`` None: it was cancelled)."""
     CHECKS_FINISHED.labels("cancelled" if exc is None else "failed").inc()
     CHECK_DURATION.observe(duration_s)

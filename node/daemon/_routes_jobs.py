@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import StreamingResponse
 
-from node.ops import BackupRequest, CheckRequest, RestoreRequest
+from node.ops import BackupRequest, CheckRequest, DrillRequest, RestoreRequest
 
 from ._context import NodeContext
 from ._jobs import Job
@@ -53,6 +53,21 @@ def router(ctx: NodeContext) -> APIRouter:
             total_bytes=total,
         )
         return job.as_dict()
+
+    @api.post("/drills", status_code=202, dependencies=[operator])
+    async def start_drill(request: DrillRequest) -> dict[str, Any]:
+        """Start a disaster-recovery drill (restore into scratch, verify, time, report)."""
+        job = ctx.jobs.start(
+            "drill",
+            request.model_dump(),
+            lambda progress: ctx.control.drill(request, progress),
+        )
+        return job.as_dict()
+
+    @api.get("/drills", dependencies=[viewer])
+    async def drills(limit: int = 50) -> list[dict[str, Any]]:
+        """Past drills, newest first."""
+        return await ctx.in_thread(ctx.control.drills, max(1, min(limit, 10_000)))
 
     @api.get("/jobs", dependencies=[viewer])
     async def jobs(limit: int = 50) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from node.ops import BackupRequest, CheckRequest
+from node.config import Duration
+from node.ops import BackupRequest, CheckRequest, DrillRequest
 
 from ._context import NodeContext
 from ._jobs import Job
@@ -37,4 +38,23 @@ def start_scheduled(ctx: NodeContext, schedule: Schedule, counter: int) -> Job:
             lambda progress: control.check(check, progress),
             source=source,
         )
+    if schedule.kind == "drill":
+        params = schedule.params
+        drill = DrillRequest(
+            max_rto=_seconds(params.get("max_rto")),
+            max_rpo=_seconds(params.get("max_rpo")),
+            framework=params.get("framework") or None,
+            keep=int(params.get("keep_reports", 100)),
+        )
+        return ctx.jobs.start(
+            "drill",
+            drill.model_dump(),
+            lambda progress: control.drill(drill, progress),
+            source=source,
+        )
     raise ValueError(f"schedule {schedule.name!r}: unknown kind {schedule.kind!r}")
+
+
+def _seconds(text: str | None) -> float | None:
+    """A config duration as seconds; ``0s`` (no target) as None."""
+    return (Duration.parse(text).seconds or None) if text else None

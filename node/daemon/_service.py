@@ -20,23 +20,36 @@ import logging
 import os
 import signal
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import structlog
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from node.config import NodeConfig
+from node.p2p import Mesh, open_mesh, settings_from_config
 from node.repo import HomePaths, open_repository
 from node.repo._fsutil import atomic_write
+from protocol import BlobId
 
 from ._api import create_app
+from ._config_schedules import observe_fire, scheduler_options, schedules_from_config
 from ._context import NodeContext
-from ._jobs import Jobs
+from ._jobs import Job, Jobs
+from ._logging import add_secret, adopt_library_loggers, configure_logging
+from ._metrics import refresh_store_metrics, set_build_info
+from ._metrics_http import install_metrics, serve_metrics
+from ._observe import STORE_CHANGING, job_finished, job_started
 from ._peer_id import peer_id_of
+from ._scheduled import start_scheduled
+from ._scheduler import Scheduler
 from ._tokens import TokenVerifier, ensure_owner_token
 
-DEFAULT_API = "127.0.0.1:8734"
+VERSION = "0.1.0"
+log = structlog.get_logger("shadowvault.node")
 DAEMON_FILE = "daemon.json"
 """Written in the home while a daemon runs: its pid and API URL, for the CLI."""
 
@@ -68,10 +81,55 @@ def _remove_daemon_file(home: Path) -> None:
         pass
 
 
+def _refresh_store_gauges_after(ctx: NodeContext, nursery: trio.Nursery) -> None:
+    """Re-measure the store (in a thread, off the hook) after jobs that change it."""
+
+    def hook(job: Job) -> None:
+        if job.kind in STORE_CHANGING and job.state == "succeeded":
+            nursery.start_soon(
+                partial(
+                    trio.to_thread.run_sync, refresh_store_metrics, ctx.repo, limiter=ctx.io_limiter
+                )
+            )
+
+    ctx.jobs.on_finish.append(hook)
+
+
+def _announce_after_backups(ctx: NodeContext, nursery: trio.Nursery) -> None:
+    """Announce each new snapshot to the mesh (peers that store for us fetch it)."""
+
+    async def announce(snapshot_id: str) -> None:
+        try:
+            await ctx.mesh.announce(BlobId(bytes.fromhex(snapshot_id)))
+        except Exception:  # an announcement that fails is retried by the pull on connect
+            log.exception("announcement failed", snapshot=snapshot_id[:8])
+
+    def hook(job: Job) -> None:
+        if job.kind == "backup" and job.state == "succeeded" and job.result:
+            nursery.start_soon(announce, job.result["snapshot_id"])
+
+    ctx.jobs.on_finish.append(hook)
+
+
+def _p2p_health(mesh: Mesh) -> dict[str, Any]:
+    """The mesh's part of /health: listening, and how many trusted peers answer."""
+    peers = mesh.list_peers()
+    trusted = [p for p in peers if p.get("store_for") or p.get("store_at")]
+    connected = sum(1 for p in trusted if p["connected"])
+    status = "healthy" if connected or not trusted else "degraded"
+    return {
+        "status": status,
+        "addrs": mesh.addrs,
+        "peers_known": len(trusted),
+        "peers_connected": connected,
+        **({"message": "no trusted peer reachable"} if status == "degraded" else {}),
+    }
+
+
 async def run_daemon(
     home: HomePaths,
     passphrase: str,
-    api_bind: str = DEFAULT_API,
+    cfg: NodeConfig,
     *,
     shutdown: trio.Event,
     handle_signals: bool = True,
@@ -79,55 +137,111 @@ async def run_daemon(
 ) -> None:
     """Run the daemon until ``shutdown`` is set (or a signal arrives).
 
-    Calls ``task_status.started`` with ``{"peer_id", "api", "addrs"}`` once serving.
+    ``cfg`` is the validated config (flags > env > file > defaults). Calls
+    ``task_status.started`` with ``{"peer_id", "api", "addrs", "metrics"}`` once serving.
 
     Raises:
         RepoError: the store cannot be opened (wrong passphrase, in use, damaged).
     """
+    configure_logging(cfg.logging)
+    add_secret(passphrase)
+    if cfg.metrics.token is not None:
+        add_secret(cfg.metrics.token.get_secret_value())
     repo = await trio.to_thread.run_sync(open_repository, home, passphrase)
     try:
-        ensure_owner_token(home.root)
+        add_secret(ensure_owner_token(home.root))
         peer_id = peer_id_of(bytes(repo.identity.verify_key))
+        set_build_info(VERSION)
         jobs = Jobs(repo.store, trio.CapacityLimiter(max(2, os.cpu_count() or 2)))
         ctx = NodeContext(
             home=home.root,
             repo=repo,
             verifier=TokenVerifier(home.root),
             jobs=jobs,
-            info={"peer_id": peer_id, "version": "0.1.0", "pid": os.getpid()},
+            info={"peer_id": peer_id, "version": VERSION, "pid": os.getpid()},
             shutdown=shutdown,
         )
+        jobs.on_start.append(job_started)
+        jobs.on_finish.append(job_finished)
+        schedules = schedules_from_config(cfg) if cfg.scheduler.enabled else []
+        scheduler = Scheduler(
+            schedules,
+            partial(start_scheduled, ctx),
+            repo.store,
+            **scheduler_options(cfg.scheduler),
+        )
+        scheduler.on_fire.append(observe_fire)
+        jobs.on_finish.append(scheduler.job_finished)
+        ctx.scheduler = scheduler
+        ctx.components["scheduler"] = lambda: {
+            "status": "healthy",
+            "schedules": len(scheduler.schedules),
+            "fired": scheduler.fired,
+        }
+
+        def token_ok(token: str) -> bool:
+            return ctx.verifier.check(token) is not None
+
         app = create_app(ctx)
-        cfg = Config()
-        cfg.bind = [api_bind]
-        cfg.graceful_timeout = 5.0
-        cfg.accesslog = None
-        cfg.errorlog = logging.getLogger("hypercorn.error")
-        async with trio.open_nursery() as nursery:
+        install_metrics(app, cfg.metrics, token_ok)
+        api = Config()
+        api.bind = [cfg.api.listen]
+        api.graceful_timeout = 5.0
+        api.accesslog = None
+        api.errorlog = logging.getLogger("hypercorn.error")
+        async with (
+            open_mesh(repo, settings_from_config(cfg.p2p)) as mesh,
+            trio.open_nursery() as nursery,
+        ):
+            adopt_library_loggers()
+            ctx.mesh = mesh
+            mesh.add_configured_peers(cfg.peers)
+            ctx.components["p2p"] = partial(_p2p_health, mesh)
+            _announce_after_backups(ctx, nursery)
             if handle_signals:
                 nursery.start_soon(_watch_signals, shutdown)
+            nursery.start_soon(
+                partial(
+                    trio.to_thread.run_sync, refresh_store_metrics, repo, limiter=ctx.io_limiter
+                )
+            )
+            _refresh_store_gauges_after(ctx, nursery)
+            metrics_url = None
+            if cfg.metrics.enabled and cfg.metrics.listen:
+                bound = await nursery.start(
+                    partial(serve_metrics, cfg.metrics, token_ok, shutdown=shutdown)
+                )
+                metrics_url = _client_url(bound[0]) + "/metrics"
             async with trio.open_nursery() as job_nursery:
                 await job_nursery.start(jobs.run)
+                await job_nursery.start(scheduler.run)
                 binds = await nursery.start(
                     lambda task_status: serve(
                         app,  # type: ignore[arg-type]
-                        cfg,
+                        api,
                         shutdown_trigger=shutdown.wait,
                         task_status=task_status,
                     )
                 )
                 url = _client_url(binds[0])
+                if cfg.metrics.enabled and not cfg.metrics.listen:
+                    metrics_url = url + "/metrics"
                 await trio.to_thread.run_sync(_write_daemon_file, home.root, url)
-                task_status.started({"peer_id": peer_id, "api": url, "addrs": []})
+                log.info("node started", peer_id=peer_id, api=url)
+                task_status.started(
+                    {"peer_id": peer_id, "api": url, "addrs": mesh.addrs, "metrics": metrics_url}
+                )
                 await shutdown.wait()
+                log.info("node stopping")
                 jobs.cancel_all()
                 # Threads cannot be interrupted; they stop at their next progress report.
                 with trio.move_on_after(60):
                     while jobs.active():
                         await trio.sleep(0.05)
                 job_nursery.cancel_scope.cancel()
-            nursery.cancel_scope.deadline = trio.current_time() + cfg.graceful_timeout + 1
+            nursery.cancel_scope.deadline = trio.current_time() + api.graceful_timeout + 1
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(repo.close)
             _remove_daemon_file(home.root)
+            log.info("node stopped")

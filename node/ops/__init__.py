@@ -19,12 +19,28 @@ from ._browse import list_dir as list_dir
 from ._browse import node_json as node_json
 from ._browse import snapshot_json as snapshot_json
 from ._check import run_check as run_check
+from ._compliance import FRAMEWORKS as FRAMEWORKS
+from ._compliance import ComplianceReport as ComplianceReport
+from ._compliance import ControlResult as ControlResult
+from ._compliance import Evidence as Evidence
+from ._compliance import compliance_report as compliance_report
+from ._compliance import gather_evidence as gather_evidence
 from ._control import BackupRequest as BackupRequest
 from ._control import Cancelled as Cancelled
 from ._control import CheckRequest as CheckRequest
+from ._control import DrillRequest as DrillRequest
 from ._control import LocalControl as LocalControl
 from ._control import Progress as Progress
 from ._control import RestoreRequest as RestoreRequest
+from ._drill import DrillCheck as DrillCheck
+from ._drill import DrillError as DrillError
+from ._drill import DrillOptions as DrillOptions
+from ._drill import DrillResult as DrillResult
+from ._drill import DrillStep as DrillStep
+from ._drill import compare_tree as compare_tree
+from ._drill import list_drills as list_drills
+from ._drill import run_drill as run_drill
+from ._drill import save_drill as save_drill
 from ._policy import Decision as Decision
 from ._policy import Duration as Duration
 from ._policy import Group as Group
@@ -62,8 +78,18 @@ __all__ = [
     "Cancelled",
     "Change",
     "CheckRequest",
+    "ComplianceReport",
+    "ControlResult",
     "Decision",
+    "DrillCheck",
+    "DrillError",
+    "DrillOptions",
+    "DrillRequest",
+    "DrillResult",
+    "DrillStep",
     "Duration",
+    "Evidence",
+    "FRAMEWORKS",
     "ForgetOptions",
     "ForgetResult",
     "Group",
@@ -80,13 +106,17 @@ __all__ = [
     "SnapshotInfo",
     "StoreStats",
     "apply_policy",
+    "compare_tree",
+    "compliance_report",
     "diff",
     "dump",
     "filter_snapshots",
     "find",
     "find_node",
+    "gather_evidence",
     "hold_snapshot",
     "list_dir",
+    "list_drills",
     "node_json",
     "parse_group_by",
     "parse_span",
@@ -96,10 +126,12 @@ __all__ = [
     "release_snapshot",
     "run_backup",
     "run_check",
+    "run_drill",
     "run_forget",
     "run_gc",
     "run_restore",
     "run_stats",
+    "save_drill",
     "snapshot_holds",
     "snapshot_json",
 ]

@@ -14,7 +14,7 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -33,6 +33,9 @@ from ._browse import (
     snapshot_json,
 )
 from ._check import run_check
+from ._compliance import FRAMEWORKS, compliance_report, gather_evidence
+from ._drill import DrillOptions, list_drills, run_drill, save_drill
+from ._drill_report import report_json, report_markdown
 from ._restore import RestoreOptions, run_restore
 from ._stats import run_stats
 
@@ -120,6 +123,32 @@ class CheckRequest(_Strict):
     def _subset(cls, value: str | None) -> str | None:
         if value is not None:
             Subset.parse(value)
+        return value
+
+
+class DrillRequest(_Strict):
+    """A disaster-recovery drill: what to restore, the targets, the report wanted."""
+
+    snapshot: str = "latest"
+    max_rto: float | None = Field(None, ge=0, description="seconds")
+    max_rpo: float | None = Field(None, ge=0, description="seconds")
+    framework: str | None = None
+    format: Literal["md", "json"] = "md"
+    scratch: str | None = None
+    keep: int = Field(100, ge=1, le=100_000)
+
+    @field_validator("framework")
+    @classmethod
+    def _framework(cls, value: str | None) -> str | None:
+        if value is not None and value.upper() not in FRAMEWORKS:
+            raise ValueError(f"must be one of {', '.join(FRAMEWORKS)}, got {value!r}")
+        return value
+
+    @field_validator("scratch")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not os.path.isabs(value):
+            raise ValueError(f"must be an absolute path, got {value!r}")
         return value
 
 
@@ -233,6 +262,27 @@ class LocalControl:
             "warnings": [{**dataclasses.asdict(p), "message": str(p)} for p in report.warnings],
             "recovered": {"reindexed": recovery.reindexed, "truncated": recovery.truncated},
         }
+
+    def drill(self, request: DrillRequest, progress: Progress | None = None) -> dict[str, Any]:
+        """Run a drill, keep its record, and render its report (``ok`` false: a check failed)."""
+        opts = DrillOptions(
+            snapshot=request.snapshot,
+            max_rto=request.max_rto,
+            max_rpo=request.max_rpo,
+            scratch_parent=Path(request.scratch) if request.scratch else None,
+        )
+        result = run_drill(self.repo, opts)
+        save_drill(self.repo, result, keep=request.keep)
+        compliance = None
+        if request.framework is not None:
+            evidence = gather_evidence(self.repo, list_drills(self.repo))
+            compliance = compliance_report(request.framework, evidence)
+        render = report_json if request.format == "json" else report_markdown
+        return {"ok": result.ok, "drill": result.to_dict(), "report": render(result, compliance)}
+
+    def drills(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Past drills, newest first."""
+        return [d.to_dict() for d in list_drills(self.repo, limit)]
 
     def check_size(self, request: CheckRequest) -> int | None:
         """Bytes a check will read (None when it reads no data)."""

@@ -1,5 +1,58 @@
-"""The mesh: the libp2p host, discovery, signed requests, chunk exchange and replication.
+"""The mesh: the libp2p host, signed requests, chunk exchange and replication.
 
 Sits between the operations and the repository: it stores and serves blobs through
-``node.repo`` and is driven by the daemon and by operations (restore from peers, healing).
+``node.repo`` and is driven by the daemon (``open_mesh``) and by operations (restore from
+peers, healing). Wire formats live in ``protocol``; this package does the I/O.
+
+Terms:
+    owner: the node whose snapshots these are (it alone can decrypt them).
+    holder: a node keeping an owner's sealed blobs for it ("store for" that owner).
+    store-for / store-at: the two roles of a peer in our peer list; a peer in neither
+        role is refused every request (``not_authorised``).
+    announcement: an owner's signed "snapshot N is X, its manifest is M".
+    receipt: a holder's signed "I hold a complete copy of X".
 """
+
+from ._errors import MeshError as MeshError
+from ._errors import PeerMisbehaved as PeerMisbehaved
+from ._errors import PeerRefused as PeerRefused
+from ._errors import PeerUnreachable as PeerUnreachable
+from ._errors import UnknownPeer as UnknownPeer
+from ._fetch import FetchResult as FetchResult
+from ._fetch import QuotaExceeded as QuotaExceeded
+from ._host import MeshHost as MeshHost
+from ._host import open_host as open_host
+from ._mesh import Mesh as Mesh
+from ._mesh import MeshSettings as MeshSettings
+from ._mesh import RepoBlobSource as RepoBlobSource
+from ._mesh import open_mesh as open_mesh
+from ._mesh import settings_from_config as settings_from_config
+from ._peers import PeerBook as PeerBook
+from ._peers import PeerRecord as PeerRecord
+from ._server import BlobSource as BlobSource
+from ._server import ReplayCache as ReplayCache
+from ._state import MeshState as MeshState
+from ._state import QState as QState
+
+__all__ = [
+    "BlobSource",
+    "FetchResult",
+    "Mesh",
+    "MeshError",
+    "MeshHost",
+    "MeshSettings",
+    "MeshState",
+    "PeerBook",
+    "PeerMisbehaved",
+    "PeerRecord",
+    "PeerRefused",
+    "PeerUnreachable",
+    "QState",
+    "QuotaExceeded",
+    "ReplayCache",
+    "RepoBlobSource",
+    "UnknownPeer",
+    "open_host",
+    "open_mesh",
+    "settings_from_config",
+]

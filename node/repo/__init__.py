@@ -49,6 +49,10 @@ from ._home import resolve_home as resolve_home
 from ._keys import KDF_PROFILES as KDF_PROFILES
 from ._keys import KdfParams as KdfParams
 from ._keys import kdf_params_from_env as kdf_params_from_env
+from ._kit import Kit as Kit
+from ._kit import init_home_from_kit as init_home_from_kit
+from ._kit import open_kit as open_kit
+from ._kit import write_kit as write_kit
 from ._pack import BlobKind as BlobKind
 from ._pins import PinSet as PinSet
 from ._repair import RepairReport as RepairReport
@@ -59,6 +63,7 @@ from ._repository import change_passphrase as change_passphrase
 from ._repository import identity_of as identity_of
 from ._repository import init_home as init_home
 from ._repository import open_repository as open_repository
+from ._repository import unlock_master as unlock_master
 from ._seal import COMPRESSION_OFF as COMPRESSION_OFF
 from ._seal import Sealer as Sealer
 from ._seal import parse_compression as parse_compression
@@ -106,6 +111,7 @@ __all__ = [
     "InitOptions",
     "KDF_PROFILES",
     "KdfParams",
+    "Kit",
     "Node",
     "PassphraseError",
     "PinSet",
@@ -137,6 +143,7 @@ __all__ = [
     "get_hold",
     "identity_of",
     "init_home",
+    "init_home_from_kit",
     "kdf_params_from_env",
     "last_gc",
     "list_audit",
@@ -144,6 +151,7 @@ __all__ = [
     "list_snapshots",
     "load_snapshot",
     "load_tree",
+    "open_kit",
     "open_repository",
     "parse_compression",
     "release_hold",
@@ -152,7 +160,9 @@ __all__ = [
     "resolve_snapshot",
     "save_snapshot",
     "set_hold",
+    "unlock_master",
     "valid_name",
     "verify_audit",
     "walk_references",
+    "write_kit",
 ]

@@ -87,9 +87,14 @@ def test_backup_restore_and_check_run_as_daemon_jobs(
     bad = node.run("backup", src, "--compression", "99", expect=2)
     assert "compression" in bad.stderr
 
+    drill = node.run("drill", "--format", "json", "--scratch", tmp_path)
+    assert json.loads(drill.stdout)["drill"]["ok"] is True
+    assert node.json("drill", "history")[0]["snapshot_id"] == summary["snapshot_id"]
+
     jobs = d.api("GET", "/api/v1/jobs").json()
     kinds = {(j["kind"], j["state"]) for j in jobs["history"]}
     assert {("backup", "succeeded"), ("restore", "succeeded"), ("check", "succeeded")} <= kinds
+    assert ("drill", "succeeded") in kinds
     assert ("backup", "failed") in kinds
 
 

@@ -1,0 +1,262 @@
+"""Fetching blobs from peers: verify every blob, store only what was asked for.
+
+Each blob received is hashed and compared with the id it was requested under before
+anything is written; a blob we did not ask for is dropped; a peer that sends wrong
+bytes loses score (it is asked last next time) and the blob is fetched from the next
+peer. Peers are tried best score first, the owner last (its bandwidth is the scarce one).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import trio
+from libp2p.peer.id import ID
+
+from node.repo import BlobKind, Store
+from protocol import MAX_WANT, BlobId, BlobsReply, WantBlobs, blob_id_of
+
+from . import _metrics as metrics
+from ._client import ExchangeClient
+from ._errors import MeshError, PeerMisbehaved
+from ._state import MeshState
+
+log = logging.getLogger("shadowvault.p2p")
+
+BATCH = 256
+"""Blob ids asked for in one request (the reply holds up to 8 MiB and defers the rest)."""
+PARALLEL = 3
+"""Batches fetched at once (from different peers when there are several)."""
+WRONG_BLOB_PENALTY = 10
+UNREACHABLE_PENALTY = 1
+
+
+class QuotaExceeded(MeshError):
+    """Storing these blobs would exceed the quota kept for their owner."""
+
+
+@dataclass
+class FetchResult:
+    fetched: int = 0
+    bytes: int = 0
+    missing: list[BlobId] = field(default_factory=list)
+    """Ids no peer could supply (valid)."""
+
+
+class Scores:
+    """How much each peer is trusted as a source, in memory (starts at 0)."""
+
+    def __init__(self) -> None:
+        self._scores: dict[bytes, int] = {}
+
+    def get(self, peer: bytes) -> int:
+        return self._scores.get(peer, 0)
+
+    def penalise(self, peer: bytes, amount: int) -> None:
+        self._scores[peer] = self.get(peer) - amount
+
+    def order(self, peers: Sequence[ID], last: bytes | None = None) -> list[ID]:
+        """Best first (stable for equal scores); ``last`` goes to the end."""
+        return sorted(peers, key=lambda p: (p.to_bytes() == last, -self.get(p.to_bytes())))
+
+
+class Fetcher:
+    """Pulls foreign blobs of one owner into the store."""
+
+    def __init__(
+        self,
+        client: ExchangeClient,
+        store: Store,
+        state: MeshState,
+        scores: Scores,
+        parallel: int = PARALLEL,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._state = state
+        self.scores = scores
+        self._parallel = parallel
+        self._write_lock = trio.Lock()
+        self._held: dict[bytes, int] = {}  # owner -> bytes held, loaded on first use
+
+    async def fetch(
+        self,
+        ids: Sequence[BlobId],
+        sources: Sequence[ID],
+        owner: bytes,
+        quota: int = 0,
+        kind: BlobKind = BlobKind.FOREIGN,
+    ) -> FetchResult:
+        """Fetch every blob of ``ids`` not already stored, from ``sources``.
+
+        Args:
+            ids: blob ids (duplicates allowed).
+            sources: peers to ask; the owner, if among them, is asked last.
+            owner: raw peer id of the owner.
+            quota: bytes kept at most for the owner (0: no limit).
+            kind: how the blobs are stored. FOREIGN blobs (another owner's) are
+                accounted to ``owner`` against ``quota``; any other kind is the
+                owner getting its own blobs back (healing, recovery), not accounted.
+
+        Raises:
+            QuotaExceeded: the next blobs would not fit the owner's quota (those stored
+                before stay).
+        """
+        result = FetchResult()
+        wanted = await trio.to_thread.run_sync(self._lacking, ids)
+        # Verified blobs are written by a second task while the next reply is on its way
+        # (writes end in an fdatasync); the channel holds one reply, bounding memory.
+        send, receive = trio.open_memory_channel[list[tuple[BlobId, bytes]]](1)
+        failure: list[QuotaExceeded] = []
+        batches = [wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)]
+        order = self.scores.order(sources, last=owner)
+        # Several holders serve at once: worker k starts with the k-th best peer, so
+        # each well-scored holder streams a different batch (one stream per peer).
+        helpers = [p for p in order if p.to_bytes() != owner and self.scores.get(p.to_bytes()) >= 0]
+        workers = max(1, min(self._parallel, len(helpers), len(batches)))
+        next_batch = iter(batches)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._storer, receive, owner, quota, kind, failure, nursery)
+            async with send, trio.open_nursery() as fetchers:
+                for k in range(workers):
+                    first = helpers[k] if k < len(helpers) else None
+                    fetchers.start_soon(
+                        self._worker, next_batch, sources, owner, first, send.clone(), result
+                    )
+        if failure:
+            raise failure[0]
+        return result
+
+    async def _worker(
+        self,
+        batches: Iterator[list[BlobId]],
+        sources: Sequence[ID],
+        owner: bytes,
+        first: ID | None,
+        store: trio.MemorySendChannel[list[tuple[BlobId, bytes]]],
+        result: FetchResult,
+    ) -> None:
+        """Fetch batches (shared iterator) until none is left."""
+        async with store:
+            for batch in batches:
+                # Re-ordered per batch: a peer caught sending wrong bytes drops back at once.
+                peers = self.scores.order(sources, last=owner)
+                if first is not None and self.scores.get(first.to_bytes()) >= 0:
+                    peers = [first, *(p for p in peers if p != first)]
+                pending = dict.fromkeys(batch)
+                for peer in peers:
+                    if not pending:
+                        break
+                    await self._fetch_from(peer, pending, store, result)
+                result.missing.extend(pending)
+
+    async def _storer(
+        self,
+        receive: trio.MemoryReceiveChannel[list[tuple[BlobId, bytes]]],
+        owner: bytes,
+        quota: int,
+        kind: BlobKind,
+        failure: list[QuotaExceeded],
+        nursery: trio.Nursery,
+    ) -> None:
+        async with receive:
+            async for blobs in receive:
+                try:
+                    await self._store_blobs(owner, quota, kind, blobs)
+                except QuotaExceeded as exc:
+                    failure.append(exc)
+                    nursery.cancel_scope.cancel()
+                    return
+
+    def _lacking(self, ids: Sequence[BlobId]) -> list[BlobId]:
+        seen: set[bytes] = set()
+        out = []
+        for i in ids:
+            if i not in seen and not self._store.has(i):
+                out.append(i)
+            seen.add(i)
+        return out
+
+    async def _fetch_from(
+        self,
+        peer: ID,
+        pending: dict[BlobId, None],
+        store: trio.MemorySendChannel[list[tuple[BlobId, bytes]]],
+        result: FetchResult,
+    ) -> None:
+        """Ask one peer for the pending blobs until it has no more of them."""
+        asked = list(pending)[:MAX_WANT]
+        while asked:
+            try:
+                reply = await self._client.request(peer, WantBlobs(tuple(asked)), BlobsReply)
+            except PeerMisbehaved as exc:
+                log.warning("%s", exc)
+                self.scores.penalise(peer.to_bytes(), WRONG_BLOB_PENALTY)
+                return
+            except MeshError as exc:
+                log.info("fetch from %s: %s", peer.to_base58()[-8:], exc)
+                self.scores.penalise(peer.to_bytes(), UNREACHABLE_PENALTY)
+                return
+            good = self._verify(peer, reply, set(asked))
+            if good:
+                await store.send(good)
+                for blob_id, data in good:
+                    pending.pop(blob_id, None)
+                    result.fetched += 1
+                    result.bytes += len(data)
+            # Only what the peer deferred, and still pending, is worth asking it again.
+            asked = [i for i in reply.more if i in pending] if good else []
+
+    def _verify(
+        self, peer: ID, reply: BlobsReply, asked: set[BlobId]
+    ) -> list[tuple[BlobId, bytes]]:
+        good = []
+        for blob_id, data in reply.blobs:
+            if blob_id not in asked:
+                metrics.BLOBS_REJECTED.inc()
+                self.scores.penalise(peer.to_bytes(), WRONG_BLOB_PENALTY)
+                log.warning("peer %s sent a blob never asked for", peer.to_base58()[-8:])
+                continue
+            if blob_id_of(data) != blob_id:
+                metrics.BLOBS_REJECTED.inc()
+                self.scores.penalise(peer.to_bytes(), WRONG_BLOB_PENALTY)
+                log.warning(
+                    "peer %s sent wrong bytes for blob %s", peer.to_base58()[-8:], blob_id.short
+                )
+                continue
+            asked.discard(blob_id)  # a duplicate in one reply is stored once
+            good.append((blob_id, data))
+        return good
+
+    async def _store_blobs(
+        self, owner: bytes, quota: int, kind: BlobKind, blobs: list[tuple[BlobId, bytes]]
+    ) -> None:
+        async with self._write_lock:
+            await trio.to_thread.run_sync(self._store_sync, owner, quota, kind, blobs)
+        metrics.BLOBS_RECEIVED.inc(len(blobs))
+        metrics.BYTES_RECEIVED.inc(sum(len(d) for _, d in blobs))
+
+    def _store_sync(
+        self, owner: bytes, quota: int, kind: BlobKind, blobs: list[tuple[BlobId, bytes]]
+    ) -> None:
+        foreign = kind is BlobKind.FOREIGN
+        size = sum(len(d) for _, d in blobs)
+        held = 0
+        if foreign:
+            if owner not in self._held:
+                self._held[owner] = self._state.held_for(owner)[1]
+            held = self._held[owner]
+            if quota and held + size > quota:
+                raise QuotaExceeded(
+                    f"holding {held} bytes for {owner.hex()[-8:]}; these blobs would exceed "
+                    f"its quota of {quota} bytes"
+                )
+        with self._store.writer() as writer:
+            for blob_id, data in blobs:
+                writer.put(data, kind, 0, blob_id=blob_id)
+        if foreign:
+            # After the blobs are durable; a crash in between only under-counts.
+            self._state.record_held(owner, [(b, len(d)) for b, d in blobs])
+            self._held[owner] = held + size
