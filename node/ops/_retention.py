@@ -8,20 +8,23 @@ Every action that deletes or protects data is appended to the audit log
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from node.repo import (
     DEFAULT_REWRITE_BELOW,
+    BlobKind,
     GcReport,
     Hold,
     HomePaths,
     RepoError,
     Repository,
     SnapshotHeld,
+    Store,
     append_audit,
     collect_garbage,
     delete_snapshot_record,
@@ -211,9 +214,11 @@ def run_gc(
     Raises:
         GcError: another gc is running, or a kept snapshot cannot be read.
     """
+    # Other owners' data (FOREIGN blobs) is never collected here: a holder drops it only
+    # on its owner's signed forget or a lapsed lease, which gc does not decide.
     report = collect_garbage(
         repo,
-        extra_roots=extra_roots,
+        extra_roots=itertools.chain(extra_roots, foreign_blob_ids(repo.store)),
         grace_s=grace_s,
         dry_run=dry_run,
         rewrite_below=rewrite_below,
@@ -231,6 +236,13 @@ def run_gc(
             },
         )
     return report
+
+
+def foreign_blob_ids(store: Store) -> Iterator[bytes]:
+    """Every blob this node keeps for another owner."""
+    for blob_id, loc in store.iter_blobs():
+        if loc is not None and loc.kind == BlobKind.FOREIGN:
+            yield bytes(blob_id)
 
 
 # -- holds ------------------------------------------------------------------------------------

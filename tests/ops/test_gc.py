@@ -171,6 +171,22 @@ def test_gc_keeps_extra_roots_and_drops_unlisted_foreign_blobs(tmp_path: Path) -
         repo.close()
 
 
+def test_run_gc_never_collects_data_kept_for_other_owners(tmp_path: Path) -> None:
+    from node.ops import run_gc
+
+    repo = make_repo(tmp_path / "home")
+    try:
+        with repo.store.writer() as w:
+            foreign = [w.put(os.urandom(500), BlobKind.FOREIGN, 0) for _ in range(3)]
+            own_garbage = w.put(os.urandom(500), BlobKind.DATA, 500)
+        report = run_gc(repo)
+        assert all(repo.store.has(b) for b in foreign)
+        assert not repo.store.has(own_garbage)
+        assert report.extra_roots == 3
+    finally:
+        repo.close()
+
+
 def test_gc_spares_blobs_pinned_by_a_write_session(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "home")
     try:
