@@ -427,6 +427,19 @@ class Store:
                 end = max(end, loc.offset + loc.stored_len)
         return end
 
+    def _replaces(self, entry: PackEntry, pack_no: int) -> bool:
+        """True if an unindexed tail entry is a replacement whose index commit a crash
+        cut off: the indexed copy of the same id no longer reads back (healing appends a
+        good copy of a corrupt blob, then repoints the index; see ``BlobWriter.put``)."""
+        try:
+            loc = self.location(entry.blob_id)
+            if loc.pack == pack_no and loc.offset == entry.offset:
+                return False
+            self.read_at(entry.blob_id, loc)
+        except (BlobNotFound, CorruptBlob):
+            return True
+        return False
+
     def _recover(self) -> RecoveryReport:
         """Cut torn pack tails and index whole blobs that a crash left unindexed."""
         report = RecoveryReport()
@@ -469,7 +482,9 @@ class Store:
                 os.fdatasync(fd)
                 with self._db.write_batch(sync=True) as batch:
                     for e in entries:
-                        if self._db.get(ix.blob_key(e.blob_id)) is None:
+                        if self._db.get(ix.blob_key(e.blob_id)) is None or (
+                            self._replaces(e, pack_no)
+                        ):
                             loc = ix.BlobLocation(
                                 pack_no, e.offset, e.stored_len, e.plain_len, e.kind
                             )
@@ -500,6 +515,7 @@ class BlobWriter:
         plain_len: int,
         dedup_key: bytes | None = None,
         blob_id: BlobId | None = None,
+        replace: bool = False,
     ) -> BlobId:
         """Append a sealed blob (unless already stored) and return its id.
 
@@ -509,13 +525,16 @@ class BlobWriter:
             plain_len: plaintext length in bytes (0 when unknown, for peers' blobs).
             dedup_key: the keyed hash of the plaintext, for the owner's own data.
             blob_id: the id if the caller computed it already.
+            replace: append even if the id is indexed, and point the index at the new
+                copy (healing: the old copy is corrupt). The caller must have checked
+                the bytes against the id. The old bytes stay in their pack, unreferenced.
 
         Raises:
             StoreFull: the disk is full; this blob was not stored.
             RepoError: an earlier background flush failed; the session is unusable.
         """
         bid = blob_id if blob_id is not None else blob_id_of(sealed)
-        if self._appender.append(bid, sealed, kind, plain_len, dedup_key):
+        if self._appender.append(bid, sealed, kind, plain_len, dedup_key, replace):
             with self._count_lock:  # sessions may be fed from several threads
                 self.blobs_written += 1
                 self.bytes_written += len(sealed)
@@ -555,14 +574,18 @@ class _Appender:
         kind: BlobKind,
         plain_len: int,
         dedup_key: bytes | None,
+        replace: bool = False,
     ) -> bool:
         with self._lock:
             if self._failed is not None:
                 self._raise_failed()
             # With a dedup key the caller has looked the content up already, and a fresh
             # random nonce makes an existing blob with this id impossible: skip the get.
-            if blob_id in self.pending or (
-                dedup_key is None and self._store._db.get(ix.blob_key(blob_id)) is not None
+            # A replacement is appended whatever is indexed: the index batch of its flush
+            # overwrites the old location (the later put of the batch wins).
+            if not replace and (
+                blob_id in self.pending
+                or (dedup_key is None and self._store._db.get(ix.blob_key(blob_id)) is not None)
             ):
                 if dedup_key is not None and dedup_key not in self.pending_dedup:
                     self._batch_items.append((blob_id, None, dedup_key))
