@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import trio
 from libp2p.peer.id import ID
 
-from node.repo import BlobKind, Store
+from node.repo import BlobKind, RepoError, Store
 from protocol import MAX_WANT, BlobId, BlobsReply, WantBlobs, blob_id_of
 
 from . import _metrics as metrics
@@ -188,6 +188,13 @@ class Fetcher:
                     nursery.cancel_scope.cancel()
                     return
 
+    def _plain_len(self, blob_id: BlobId) -> int:
+        """The plaintext length the old index record of a replaced blob gave (0: lost)."""
+        try:
+            return self._store.location(blob_id).plain_len
+        except RepoError:
+            return 0
+
     def _lacking(self, ids: Sequence[BlobId]) -> list[BlobId]:
         seen: set[bytes] = set()
         out = []
@@ -285,7 +292,13 @@ class Fetcher:
                 )
         with self._store.writer() as writer:
             for blob_id, data in blobs:
-                writer.put(data, kind, 0, blob_id=blob_id, replace=replace)
+                writer.put(
+                    data,
+                    kind,
+                    self._plain_len(blob_id) if replace else 0,
+                    blob_id=blob_id,
+                    replace=replace,
+                )
         if foreign:
             # After the blobs are durable; a crash in between only under-counts.
             self._state.record_held(owner, [(b, len(d)) for b, d in blobs])

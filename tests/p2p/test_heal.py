@@ -154,7 +154,8 @@ async def test_check_finds_flipped_bytes_and_healing_replaces_them_from_a_holder
     src = tmp_path / "src"
     snap = backup(repo_a, src)
     back = load_snapshot(repo_a, snap)
-    data = next(bid for bid, loc in repo_a.store.iter_blobs() if loc and loc.kind is BlobKind.DATA)
+    chunks = [(b, loc) for b, loc in repo_a.store.iter_blobs() if loc and loc.kind is BlobKind.DATA]
+    (data, data_loc), (lost, _), (lost2, _) = chunks[:3]
     try:
         async with running(repo_a) as a, running(repo_b) as b:
             link(a, b)
@@ -162,15 +163,28 @@ async def test_check_finds_flipped_bytes_and_healing_replaces_them_from_a_holder
             await b.sync()
             flip(repo_a, data)
             flip(repo_a, back.tree)
+            # A lost index record, hidden from check under the corrupt root tree.
+            repo_a.store.put_records([(b"b" + bytes(lost), None)])
             report = run_check(repo_a, read_data=True)
-            assert {(p.what, p.blob) for p in report.problems} >= {
+            assert {(p.what, p.blob) for p in report.problems} == {
                 ("corrupt_blob", data.hex()),
                 ("corrupt_blob", back.tree.hex()),
             }
             healed = await heal_problems(a, repo_a, report.problems)
             assert not healed.unavailable and not healed.skipped
-            assert healed.replaced >= 2 and set(healed.healed) >= {data, back.tree}
-            assert healed.by_peer == {b.peer_id: healed.replaced + healed.fetched}
+            # Two copies replaced, and the chunk the healed root revealed missing fetched.
+            assert healed.replaced == 2 and healed.fetched == 1
+            assert set(healed.healed) == {data, back.tree, lost}
+            assert repo_a.store.location(data).plain_len == data_loc.plain_len
+            assert repo_a.store.location(lost).kind is BlobKind.DATA
+            # A lost index record that check names: only the snapshots say it is data.
+            repo_a.store.put_records([(b"b" + bytes(lost2), None)])
+            report = run_check(repo_a, read_data=True)
+            assert [(p.what, p.blob) for p in report.problems] == [("missing_blob", lost2.hex())]
+            healed2 = await heal_problems(a, repo_a, report.problems)
+            assert healed2.healed == [lost2] and healed2.fetched == 1
+            assert repo_a.store.location(lost2).kind is BlobKind.DATA
+            assert healed.by_peer == {b.peer_id: 3}
             assert not run_check(repo_a, read_data=True).problems
             restored_equal(repo_a, snap, src, tmp_path / "restored")
         # The healed copies survive a restart (they are indexed, durable).
