@@ -2,8 +2,8 @@
 
 ``fetch_snapshot`` makes every blob of one of our snapshots present and valid here: it
 walks the snapshot's trees level by level (a tree must be here before its children are
-known), fetching what is missing and replacing what fails its check, with the trees of
-one level fetched while the data chunks found on the level above are. ``heal_blobs``
+known), fetching what is missing and replacing what fails its check; the chunks it finds
+are fetched by two tasks of their own while the walk goes on. ``heal_blobs``
 replaces named blobs (corrupt or missing) and ``heal_problems`` does it for what
 ``check --read-data`` found.
 
@@ -48,6 +48,11 @@ log = logging.getLogger("shadowvault.p2p")
 
 ID_BATCH = 16384
 """Blob ids handed to the fetcher at once (it splits them into requests itself)."""
+
+DATA_TASKS = 2
+"""Chunk fetches in flight at once during a restore (each spreads over the holders)."""
+DATA_QUEUE = 4
+"""Chunk batches found by the walk and waiting to be fetched (bounds the walk's lead)."""
 
 HEALABLE = frozenset({"corrupt_blob", "missing_blob", "index_mismatch", "bad_index_record"})
 """Check problem codes about one blob, which a good copy from a peer fixes."""
@@ -178,28 +183,41 @@ async def fetch_snapshot(
         report.unavailable.append(MissingBlob(snapshot_id, BlobKind.SNAPSHOT, ""))
         return report
 
+    # The walk only waits for trees; the chunks it finds go to two data tasks that keep
+    # fetching while it descends (a level boundary never leaves the wire idle).
+    send, receive = trio.open_memory_channel[tuple[dict[BlobId, str], bool]](DATA_QUEUE)
+    async with trio.open_nursery() as nursery:
+        async with receive:
+            for _ in range(DATA_TASKS):
+                nursery.start_soon(_fetch_data, mesh, receive.clone(), report)
+        async with send:
+            await _walk(mesh, repo, snap.tree, verify, send, report, progress)
+    return report
+
+
+async def _walk(
+    mesh: Mesh,
+    repo: Repository,
+    root: BlobId,
+    verify: bool,
+    data: trio.MemorySendChannel[tuple[dict[BlobId, str], bool]],
+    report: FetchReport,
+    progress: ProgressFn | None,
+) -> None:
+    """Walk the trees level by level, fetching them; hand the chunks to ``data``."""
     seen: set[bytes] = set()
-    level: list[tuple[BlobId, str]] = [(snap.tree, "/")]
-    data_missing: dict[BlobId, str] = {}
-    data_corrupt: dict[BlobId, str] = {}
-    while level or data_missing or data_corrupt:
+    level: list[tuple[BlobId, str]] = [(root, "/")]
+    while level:
         level = [(t, p) for t, p in dict(level).items() if t not in seen]
         seen.update(t for t, _ in level)
-        trees, trees_missing, trees_corrupt = await trio.to_thread.run_sync(
-            _load_level, repo, level
-        )
-        # The trees of this level come in while the chunks found one level up do.
-        async with trio.open_nursery() as nursery:
-            for wanted, kind, replace in (
-                (trees_missing, BlobKind.TREE, False),
-                (trees_corrupt, BlobKind.TREE, True),
-                (data_missing, BlobKind.DATA, False),
-                (data_corrupt, BlobKind.DATA, True),
-            ):
-                if wanted:
-                    nursery.start_soon(_get_named, mesh, wanted, kind, replace, report)
-        retry = [(t, p) for t, p in level if t in trees_missing or t in trees_corrupt]
-        if retry:
+        trees, missing, corrupt = await trio.to_thread.run_sync(_load_level, repo, level)
+        if missing or corrupt:
+            async with trio.open_nursery() as nursery:
+                if missing:
+                    nursery.start_soon(_get_named, mesh, missing, BlobKind.TREE, False, report)
+                if corrupt:
+                    nursery.start_soon(_get_named, mesh, corrupt, BlobKind.TREE, True, report)
+            retry = [(t, p) for t, p in level if t in missing or t in corrupt]
             again, lost, bad = await trio.to_thread.run_sync(_load_level, repo, retry)
             trees.extend(again)
             for tree_id, path in (lost | bad).items():
@@ -216,12 +234,27 @@ async def fetch_snapshot(
                             chunks[chunk] = child
                 elif node.type == DIR and node.subtree is not None:
                     level.append((node.subtree, child))
-        data_missing, data_corrupt = await trio.to_thread.run_sync(
-            _classify_data, repo, chunks, verify
-        )
+        items = list(chunks.items())
+        for i in range(0, len(items), ID_BATCH):
+            absent, damaged = await trio.to_thread.run_sync(
+                _classify_data, repo, dict(items[i : i + ID_BATCH]), verify
+            )
+            if absent:
+                await data.send((absent, False))
+            if damaged:
+                await data.send((damaged, True))
         if progress is not None:
             progress(report)
-    return report
+
+
+async def _fetch_data(
+    mesh: Mesh,
+    work: trio.MemoryReceiveChannel[tuple[dict[BlobId, str], bool]],
+    report: FetchReport,
+) -> None:
+    async with work:
+        async for wanted, replace in work:
+            await _get_named(mesh, wanted, BlobKind.DATA, replace, report)
 
 
 async def heal_blobs(mesh: Mesh, repo: Repository, blob_ids: Iterable[BlobId]) -> HealReport:

@@ -725,7 +725,8 @@ class _FlushJob:
                 os.close(self.fd)
         # Only now may readers stop seeing these in the pending maps.
         for blob_id, loc, dedup in self.items:
-            if loc is not None:
+            # A replacement appended since (healing) stays pending until its own commit.
+            if loc is not None and self.appender.pending.get(blob_id) == loc:
                 self.appender.pending.pop(blob_id, None)
             if dedup is not None:
                 self.appender.pending_dedup.pop(dedup, None)
