@@ -17,7 +17,9 @@ from ._cmd_config import config_app
 from ._cmd_drill import drill_app
 from ._cmd_init import init, key_app
 from ._cmd_jobs import jobs
+from ._cmd_mesh import id_, peers_app, status
 from ._cmd_node import node_app
+from ._cmd_recover import recover
 from ._cmd_repair import repair_app
 from ._cmd_restore import restore
 from ._cmd_token import token_app
@@ -46,6 +48,10 @@ app.command()(diff)
 app.command()(check)
 app.command()(stats)
 app.command()(jobs)
+app.command("id")(id_)
+app.add_typer(peers_app, name="peers")
+app.command()(status)
+app.command()(recover)
 
 
 def _limit_malloc_arenas() -> None:

@@ -109,9 +109,8 @@ def run(
                     )
                 )
                 print(f"peer id   {facts['peer_id']}", flush=True)
-                print(
-                    "addresses (none: the libp2p mesh is not enabled in this version)", flush=True
-                )
+                for i, addr in enumerate(facts["addrs"]):
+                    print(f"{'addresses' if i == 0 else '':<9} {addr}", flush=True)
                 print(f"api       {facts['api']}/api/v1", flush=True)
                 if facts["metrics"]:
                     print(f"metrics   {facts['metrics']}", flush=True)

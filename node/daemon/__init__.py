@@ -43,7 +43,6 @@ from ._metrics_http import metrics_dependencies as metrics_dependencies
 from ._metrics_http import metrics_router as metrics_router
 from ._metrics_http import render_metrics as render_metrics
 from ._metrics_http import serve_metrics as serve_metrics
-from ._peer_id import peer_id_of as peer_id_of
 from ._service import run_daemon as run_daemon
 from ._tokens import ROLES as ROLES
 from ._tokens import create_token as create_token
@@ -83,7 +82,6 @@ __all__ = [
     "observe_fire",
     "observe_job",
     "observe_restore",
-    "peer_id_of",
     "redact_secrets",
     "refresh_store_metrics",
     "render_metrics",

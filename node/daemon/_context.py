@@ -39,6 +39,8 @@ class NodeContext:
     """Short store reads for requests; jobs have their own limiter, so a long backup
     never makes ``snapshots`` wait."""
     started: float = field(default_factory=time.monotonic)
+    mesh: Any = None
+    """The running ``node.p2p.Mesh`` (typed loosely: created inside ``open_mesh``)."""
     scheduler: Any = None
     """The ``Scheduler`` once running (typed loosely: it is built after the context)."""
     components: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)

@@ -74,6 +74,8 @@ def router(ctx: NodeContext) -> APIRouter:
             "snapshots": len(snaps),
             "repo_id": ctx.repo.store.meta.repo_id,
             "jobs_running": [j.as_dict() for j in ctx.jobs.active()],
+            "addrs": ctx.mesh.addrs if ctx.mesh is not None else [],
+            "replicas": ctx.mesh.replicas() if ctx.mesh is not None else {},
         }
 
     @api.post("/api/v1/node/stop", dependencies=[ctx.role("admin")], tags=["node"])
@@ -81,6 +83,17 @@ def router(ctx: NodeContext) -> APIRouter:
         """Stop the daemon as SIGTERM would (running jobs stop at their next file)."""
         ctx.shutdown.set()
         return {"stopping": True}
+
+    @api.get("/api/v1/store", dependencies=[viewer], tags=["node"])
+    async def store() -> dict[str, Any]:
+        """The store's fixed settings: repo id, chunker bounds, default compression."""
+        meta = ctx.repo.store.meta
+        chunker = meta.chunker
+        return {
+            "repo_id": meta.repo_id,
+            "chunker": [chunker.min_size, chunker.avg_size, chunker.max_size],
+            "compression": meta.compression,
+        }
 
     @api.get("/api/v1/stats", dependencies=[viewer], tags=["node"])
     async def stats() -> dict[str, Any]:

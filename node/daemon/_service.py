@@ -30,18 +30,19 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from node.config import NodeConfig
+from node.p2p import Mesh, open_mesh, settings_from_config
 from node.repo import HomePaths, open_repository
 from node.repo._fsutil import atomic_write
+from protocol import BlobId, peer_id_from_public, peer_id_text
 
 from ._api import create_app
 from ._config_schedules import observe_fire, scheduler_options, schedules_from_config
 from ._context import NodeContext
 from ._jobs import Job, Jobs
-from ._logging import add_secret, configure_logging
+from ._logging import add_secret, adopt_library_loggers, configure_logging
 from ._metrics import refresh_store_metrics, set_build_info
 from ._metrics_http import install_metrics, serve_metrics
 from ._observe import STORE_CHANGING, job_finished, job_started
-from ._peer_id import peer_id_of
 from ._scheduled import start_scheduled
 from ._scheduler import Scheduler
 from ._tokens import TokenVerifier, ensure_owner_token
@@ -93,6 +94,37 @@ def _refresh_store_gauges_after(ctx: NodeContext, nursery: trio.Nursery) -> None
     ctx.jobs.on_finish.append(hook)
 
 
+def _announce_after_backups(ctx: NodeContext, nursery: trio.Nursery) -> None:
+    """Announce each new snapshot to the mesh (peers that store for us fetch it)."""
+
+    async def announce(snapshot_id: str) -> None:
+        try:
+            await ctx.mesh.announce(BlobId(bytes.fromhex(snapshot_id)))
+        except Exception:  # an announcement that fails is retried by the pull on connect
+            log.exception("announcement failed", snapshot=snapshot_id[:8])
+
+    def hook(job: Job) -> None:
+        if job.kind == "backup" and job.state == "succeeded" and job.result:
+            nursery.start_soon(announce, job.result["snapshot_id"])
+
+    ctx.jobs.on_finish.append(hook)
+
+
+def _p2p_health(mesh: Mesh) -> dict[str, Any]:
+    """The mesh's part of /health: listening, and how many trusted peers answer."""
+    peers = mesh.list_peers()
+    trusted = [p for p in peers if p.get("store_for") or p.get("store_at")]
+    connected = sum(1 for p in trusted if p["connected"])
+    status = "healthy" if connected or not trusted else "degraded"
+    return {
+        "status": status,
+        "addrs": mesh.addrs,
+        "peers_known": len(trusted),
+        "peers_connected": connected,
+        **({"message": "no trusted peer reachable"} if status == "degraded" else {}),
+    }
+
+
 async def run_daemon(
     home: HomePaths,
     passphrase: str,
@@ -117,7 +149,7 @@ async def run_daemon(
     repo = await trio.to_thread.run_sync(open_repository, home, passphrase)
     try:
         add_secret(ensure_owner_token(home.root))
-        peer_id = peer_id_of(bytes(repo.identity.verify_key))
+        peer_id = peer_id_text(peer_id_from_public(bytes(repo.identity.verify_key)))
         set_build_info(VERSION)
         jobs = Jobs(repo.store, trio.CapacityLimiter(max(2, os.cpu_count() or 2)))
         ctx = NodeContext(
@@ -156,7 +188,15 @@ async def run_daemon(
         api.graceful_timeout = 5.0
         api.accesslog = None
         api.errorlog = logging.getLogger("hypercorn.error")
-        async with trio.open_nursery() as nursery:
+        async with (
+            open_mesh(repo, settings_from_config(cfg.p2p)) as mesh,
+            trio.open_nursery() as nursery,
+        ):
+            adopt_library_loggers()
+            ctx.mesh = mesh
+            mesh.add_configured_peers(cfg.peers)
+            ctx.components["p2p"] = partial(_p2p_health, mesh)
+            _announce_after_backups(ctx, nursery)
             if handle_signals:
                 nursery.start_soon(_watch_signals, shutdown)
             nursery.start_soon(
@@ -188,7 +228,7 @@ async def run_daemon(
                 await trio.to_thread.run_sync(_write_daemon_file, home.root, url)
                 log.info("node started", peer_id=peer_id, api=url)
                 task_status.started(
-                    {"peer_id": peer_id, "api": url, "addrs": [], "metrics": metrics_url}
+                    {"peer_id": peer_id, "api": url, "addrs": mesh.addrs, "metrics": metrics_url}
                 )
                 await shutdown.wait()
                 log.info("node stopping")

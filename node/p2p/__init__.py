@@ -33,9 +33,11 @@ from ._mesh import Mesh as Mesh
 from ._mesh import MeshSettings as MeshSettings
 from ._mesh import RepoBlobSource as RepoBlobSource
 from ._mesh import open_mesh as open_mesh
+from ._mesh import replicas_of as replicas_of
 from ._mesh import settings_from_config as settings_from_config
 from ._peers import PeerBook as PeerBook
 from ._peers import PeerRecord as PeerRecord
+from ._peers import strip_p2p as strip_p2p
 from ._server import BlobSource as BlobSource
 from ._server import ReplayCache as ReplayCache
 from ._state import MeshState as MeshState
@@ -68,5 +70,7 @@ __all__ = [
     "missing_blobs",
     "open_host",
     "open_mesh",
+    "replicas_of",
     "settings_from_config",
+    "strip_p2p",
 ]

@@ -47,7 +47,7 @@ from ._errors import MeshError, UnknownPeer
 from ._fetch import Fetcher, FetchResult, Scores
 from ._gossip import Gossip, open_gossip
 from ._host import MeshHost, open_host, single_exceptions
-from ._peers import PeerBook, PeerRecord
+from ._peers import PeerBook, PeerRecord, strip_p2p
 from ._recover import restore_snapshot_record
 from ._replicate import Replicator, build_announcement
 from ._server import BlobSource, ExchangeServer
@@ -216,26 +216,16 @@ class Mesh:
             WireError: ``peer_id`` is not an Ed25519 peer id.
             ValueError: it is our own id, or a negative quota.
         """
-        raw = parse_peer_id(peer_id)
-        if raw == self._host.peer_id.to_bytes():
-            raise ValueError("a node cannot be its own peer")
-        if quota < 0:
-            raise ValueError("a quota is a number of bytes >= 0")
-        clean = [_strip_p2p(a) for a in addrs]
-        old = self.peers.get(raw)
-        merged = tuple(dict.fromkeys([*clean, *(old.addrs if old else ())]))
-        rec = PeerRecord(
-            peer_id=peer_id_text(raw),
-            name=name or (old.name if old else ""),
-            addrs=merged,
+        rec = self.peers.add(
+            self._host.peer_id.to_bytes(),
+            peer_id,
+            addrs=addrs,
+            name=name,
             store_for=store_for,
             store_at=store_at,
             quota=quota,
-            last_seen=old.last_seen if old else 0,
-            held_for=old.held_for if old else 0,
         )
-        rec = self.peers.put(rec)
-        self._host.add_addrs(ID(raw), merged)
+        self._host.add_addrs(ID(rec.raw_id), rec.addrs)
         return rec
 
     def add_configured_peers(self, peers: Sequence[PeerConfig]) -> list[PeerRecord]:
@@ -303,7 +293,7 @@ class Mesh:
             if not found:
                 raise MeshError(f"cannot reach {peer.to_base58()[-8:]}: {exc}") from exc
             rec = self.peers.get(peer.to_bytes())
-            merged = tuple(dict.fromkeys([*map(_strip_p2p, found), *(rec.addrs if rec else ())]))
+            merged = tuple(dict.fromkeys([*map(strip_p2p, found), *(rec.addrs if rec else ())]))
             self.peers.update(peer.to_bytes(), addrs=merged)
             self._host.add_addrs(peer, merged)
             try:
@@ -358,15 +348,7 @@ class Mesh:
 
     def replicas(self) -> dict[str, list[str]]:
         """For each of our announced snapshots (hex id), the peers holding a complete copy."""
-        out: dict[str, list[str]] = {}
-        local = self._host.peer_id.to_bytes()
-        for ann in self.state.announcements(local):
-            out[ann.snapshot_id.hex()] = sorted(
-                peer_id_text(r.holder)
-                for r in self.state.receipts(ann.snapshot_id)
-                if r.owner == local
-            )
-        return out
+        return replicas_of(self.state, self._host.peer_id.to_bytes())
 
     def status(self) -> dict[str, Any]:
         """JSON-ready summary: identity, peers, our snapshots' replicas, queue."""
@@ -477,6 +459,16 @@ class Mesh:
             await _logged(self.replicator.run_pass(), "replication pass")
 
 
+def replicas_of(state: MeshState, local: bytes) -> dict[str, list[str]]:
+    """For each snapshot ``local`` announced (hex id), the holders that sent receipts."""
+    out: dict[str, list[str]] = {}
+    for ann in state.announcements(local):
+        out[ann.snapshot_id.hex()] = sorted(
+            peer_id_text(r.holder) for r in state.receipts(ann.snapshot_id) if r.owner == local
+        )
+    return out
+
+
 async def _logged(work: Awaitable[None], what: str) -> None:
     """Run background work; a failure (a full disk, a store error) is logged and the
     next round retries, instead of taking the mesh down."""
@@ -484,15 +476,6 @@ async def _logged(work: Awaitable[None], what: str) -> None:
         await work
     except Exception:
         log.exception("%s failed", what)
-
-
-def _strip_p2p(addr: str) -> str:
-    """``/ip4/1.2.3.4/tcp/5/p2p/<id>`` -> ``/ip4/1.2.3.4/tcp/5`` (validates the address)."""
-    ma = multiaddr.Multiaddr(addr)
-    try:
-        return str(ma.decapsulate(multiaddr.Multiaddr(f"/p2p/{ma.value_for_protocol('p2p')}")))
-    except Exception:
-        return str(ma)
 
 
 @asynccontextmanager

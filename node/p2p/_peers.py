@@ -11,10 +11,12 @@ refused with ``not_authorised``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import msgpack
+import multiaddr  # type: ignore[import-untyped]
 
 from protocol import PEER_ID_SIZE, parse_peer_id, peer_id_text
 
@@ -129,6 +131,44 @@ class PeerBook:
         self._store.put_records([(_key(raw_id), _encode(rec))])
         return rec
 
+    def add(
+        self,
+        local_raw_id: bytes,
+        peer_id: str,
+        *,
+        addrs: Sequence[str] = (),
+        name: str = "",
+        store_for: bool = False,
+        store_at: bool = False,
+        quota: int = 0,
+    ) -> PeerRecord:
+        """Add a peer or update its record (addresses are merged, newest first).
+
+        Raises:
+            WireError: ``peer_id`` is not an Ed25519 peer id.
+            ValueError: it is our own id (``local_raw_id``), a negative quota, or a bad
+                address.
+        """
+        raw = parse_peer_id(peer_id)
+        if raw == local_raw_id:
+            raise ValueError("a node cannot be its own peer")
+        if quota < 0:
+            raise ValueError("a quota is a number of bytes >= 0")
+        clean = [strip_p2p(a) for a in addrs]
+        old = self.get(raw)
+        merged = tuple(dict.fromkeys([*clean, *(old.addrs if old else ())]))
+        rec = PeerRecord(
+            peer_id=peer_id_text(raw),
+            name=name or (old.name if old else ""),
+            addrs=merged,
+            store_for=store_for,
+            store_at=store_at,
+            quota=quota,
+            last_seen=old.last_seen if old else 0,
+            held_for=old.held_for if old else 0,
+        )
+        return self.put(rec)
+
     def remove(self, raw_id: bytes) -> bool:
         """Forget a peer; True if it was known. Data held for it is not deleted here."""
         if self.get(raw_id) is None:
@@ -155,3 +195,12 @@ class PeerBook:
         rec = replace(rec, **changes)
         self._store.put_records([(_key(raw_id), _encode(rec))], sync=False)
         return rec
+
+
+def strip_p2p(addr: str) -> str:
+    """``/ip4/1.2.3.4/tcp/5/p2p/<id>`` -> ``/ip4/1.2.3.4/tcp/5`` (validates the address)."""
+    ma = multiaddr.Multiaddr(addr)
+    try:
+        return str(ma.decapsulate(multiaddr.Multiaddr(f"/p2p/{ma.value_for_protocol('p2p')}")))
+    except Exception:
+        return str(ma)

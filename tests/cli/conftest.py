@@ -454,7 +454,15 @@ class Daemon:
         self.node = node
         self.url = f"http://127.0.0.1:{_free_port()}"
         self.proc = subprocess.Popen(
-            [str(SHADOWVAULT), "node", "run", "--api", self.url[7:]],
+            [
+                str(SHADOWVAULT),
+                "node",
+                "run",
+                "--api",
+                self.url[7:],
+                "--listen",
+                "/ip4/127.0.0.1/tcp/0",
+            ],
             env=node.env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

@@ -35,7 +35,16 @@ def daemon(tmp_path: Path):
     }
     env.pop("SHADOWVAULT_PASSWORD", None)
     proc = subprocess.Popen(
-        [CLI, "node", "run", "--init", "--api", f"127.0.0.1:{port}"],
+        [
+            CLI,
+            "node",
+            "run",
+            "--init",
+            "--api",
+            f"127.0.0.1:{port}",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
