@@ -189,7 +189,7 @@ async def fetch_snapshot(
     async with trio.open_nursery() as nursery:
         async with receive:
             for _ in range(DATA_TASKS):
-                nursery.start_soon(_fetch_data, mesh, receive.clone(), report)
+                nursery.start_soon(_fetch_data, mesh, repo, receive.clone(), report)
         async with send:
             await _walk(mesh, repo, snap.tree, verify, send, report, progress)
     return report
@@ -214,9 +214,11 @@ async def _walk(
         if missing or corrupt:
             async with trio.open_nursery() as nursery:
                 if missing:
-                    nursery.start_soon(_get_named, mesh, missing, BlobKind.TREE, False, report)
+                    nursery.start_soon(
+                        _get_named, mesh, repo, missing, BlobKind.TREE, False, report
+                    )
                 if corrupt:
-                    nursery.start_soon(_get_named, mesh, corrupt, BlobKind.TREE, True, report)
+                    nursery.start_soon(_get_named, mesh, repo, corrupt, BlobKind.TREE, True, report)
             retry = [(t, p) for t, p in level if t in missing or t in corrupt]
             again, lost, bad = await trio.to_thread.run_sync(_load_level, repo, retry)
             trees.extend(again)
@@ -249,12 +251,13 @@ async def _walk(
 
 async def _fetch_data(
     mesh: Mesh,
+    repo: Repository,
     work: trio.MemoryReceiveChannel[tuple[dict[BlobId, str], bool]],
     report: FetchReport,
 ) -> None:
     async with work:
         async for wanted, replace in work:
-            await _get_named(mesh, wanted, BlobKind.DATA, replace, report)
+            await _get_named(mesh, repo, wanted, BlobKind.DATA, replace, report)
 
 
 async def heal_blobs(mesh: Mesh, repo: Repository, blob_ids: Iterable[BlobId]) -> HealReport:
@@ -269,7 +272,7 @@ async def heal_blobs(mesh: Mesh, repo: Repository, blob_ids: Iterable[BlobId]) -
     plan = await trio.to_thread.run_sync(_plan, repo, ids, report)
     for (kind, replace), group in sorted(plan.items()):
         before = report.unavailable[:]
-        await _get_named(mesh, dict.fromkeys(group, ""), kind, replace, report)
+        await _get_named(mesh, repo, dict.fromkeys(group, ""), kind, replace, report)
         lost = {bytes(m.blob_id) for m in report.unavailable[len(before) :]}
         report.healed.extend(b for b in group if b not in lost)
     return report
@@ -304,7 +307,7 @@ async def heal_problems(mesh: Mesh, repo: Repository, problems: Iterable[Problem
             for m in missing:
                 by_kind.setdefault((m.kind, m.corrupt), {})[m.blob_id] = m.path
             for (kind, corrupt), wanted in by_kind.items():
-                await _get_named(mesh, wanted, kind, corrupt, report)
+                await _get_named(mesh, repo, wanted, kind, corrupt, report)
             report.healed.extend(m.blob_id for m in missing)
             if len(report.unavailable) > before:
                 lost = {bytes(m.blob_id) for m in report.unavailable[before:]}
@@ -386,10 +389,39 @@ async def _get(
 
 
 async def _get_named(
-    mesh: Mesh, wanted: dict[BlobId, str], kind: BlobKind, replace: bool, report: FetchReport
+    mesh: Mesh,
+    repo: Repository,
+    wanted: dict[BlobId, str],
+    kind: BlobKind,
+    replace: bool,
+    report: FetchReport,
 ) -> None:
-    for blob_id in await _get(mesh, list(wanted), kind, replace, report):
+    lost = await _get(mesh, list(wanted), kind, replace, report)
+    for blob_id in lost:
         report.unavailable.append(MissingBlob(blob_id, kind, wanted[blob_id], replace))
+    if kind in (BlobKind.DATA, BlobKind.TREE) and not replace:  # replaced ones kept theirs
+        gone = set(lost)
+        got = [b for b in wanted if b not in gone]
+        await trio.to_thread.run_sync(_index_dedup, repo, got, kind)
+
+
+def _index_dedup(repo: Repository, blobs: list[BlobId], kind: BlobKind) -> None:
+    """Give fetched chunks and trees their dedup records (peers never know the keyed
+    hash): without them the first backup after a recovery would store everything again."""
+    pairs = []
+    for blob_id in blobs:
+        try:
+            plain = repo.load(blob_id)
+            key = (
+                repo.dedup_key(plain)
+                if kind is BlobKind.DATA
+                else repo.tree_dedup_key(bytes(plain))
+            )
+        except RepoError:  # unreadable now: it is reported when restored or checked
+            continue
+        pairs.append((key, blob_id))
+    if pairs:
+        repo.store.index_dedup(pairs)
 
 
 def _plan(

@@ -345,6 +345,11 @@ class Store:
         # damaged index must lead to a fresh seal, not to a dangling reference.
         return blob_id if self.has(blob_id) else None
 
+    def index_dedup(self, pairs: list[tuple[bytes, BlobId]]) -> None:
+        """Record (dedup key, blob id) pairs for blobs stored without their key (our own
+        chunks fetched back from peers), so that backups deduplicate against them."""
+        self.put_records([(ix.dedup_key(key), bytes(blob_id)) for key, blob_id in pairs])
+
     def iter_blobs(self) -> Iterator[tuple[BlobId, ix.BlobLocation | None]]:
         """Every committed blob with its location (None where the record is damaged)."""
         for key, raw in self._db.iterator(prefix=ix.BLOB_PREFIX):

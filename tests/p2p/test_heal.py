@@ -97,6 +97,11 @@ async def test_rebuilt_owner_gets_every_blob_back_from_one_holder(tmp_path):
             assert missing_blobs(repo_a, back) == []
             assert not run_check(repo_a, read_data=True).problems
             restored_equal(repo_a, snap, src, tmp_path / "restored")
+            # The fetched chunks and trees got their dedup records: backing up the same
+            # files again stores only the trees of the parents of src (their mtimes moved).
+            again_summary = run_backup(repo_a, BackupOptions(paths=[src]))
+            assert again_summary.bytes_processed > 1_000_000
+            assert again_summary.bytes_added < 2_000
             # (e) everything is local now: nothing is fetched.
             again = await fetch_snapshot(a2, repo_a, snap)
             assert (again.fetched, again.replaced, again.by_peer) == (0, 0, {})
