@@ -390,6 +390,11 @@ class Store:
         # damaged index must lead to a fresh seal, not to a dangling reference.
         return blob_id if self.has(blob_id) else None
 
+    def index_dedup(self, pairs: list[tuple[bytes, BlobId]]) -> None:
+        """Record (dedup key, blob id) pairs for blobs stored without their key (our own
+        chunks fetched back from peers), so that backups deduplicate against them."""
+        self.put_records([(ix.dedup_key(key), bytes(blob_id)) for key, blob_id in pairs])
+
     def iter_blobs(self) -> Iterator[tuple[BlobId, ix.BlobLocation | None]]:
         """Every committed blob with its location (None where the record is damaged)."""
         for key, raw in self._db.iterator(prefix=ix.BLOB_PREFIX):
@@ -544,6 +549,19 @@ class Store:
                 end = max(end, loc.offset + loc.stored_len)
         return end
 
+    def _replaces(self, entry: PackEntry, pack_no: int) -> bool:
+        """True if an unindexed tail entry is a replacement whose index commit a crash
+        cut off: the indexed copy of the same id no longer reads back (healing appends a
+        good copy of a corrupt blob, then repoints the index; see ``BlobWriter.put``)."""
+        try:
+            loc = self.location(entry.blob_id)
+            if loc.pack == pack_no and loc.offset == entry.offset:
+                return False
+            self.read_at(entry.blob_id, loc)
+        except (BlobNotFound, CorruptBlob):
+            return True
+        return False
+
     def _recover(self) -> RecoveryReport:
         """Cut torn pack tails and index whole blobs that a crash left unindexed."""
         report = RecoveryReport()
@@ -591,7 +609,9 @@ class Store:
                 os.fdatasync(fd)
                 with self._db.write_batch(sync=True) as batch:
                     for e in entries:
-                        if self._db.get(ix.blob_key(e.blob_id)) is None:
+                        if self._db.get(ix.blob_key(e.blob_id)) is None or (
+                            self._replaces(e, pack_no)
+                        ):
                             loc = ix.BlobLocation(
                                 pack_no, e.offset, e.stored_len, e.plain_len, e.kind
                             )
@@ -623,6 +643,7 @@ class BlobWriter:
         plain_len: int,
         dedup_key: bytes | None = None,
         blob_id: BlobId | None = None,
+        replace: bool = False,
     ) -> BlobId:
         """Append a sealed blob (unless already stored) and return its id.
 
@@ -632,6 +653,9 @@ class BlobWriter:
             plain_len: plaintext length in bytes (0 when unknown, for peers' blobs).
             dedup_key: the keyed hash of the plaintext, for the owner's own data.
             blob_id: the id if the caller computed it already.
+            replace: append even if the id is indexed, and point the index at the new
+                copy (healing: the old copy is corrupt). The caller must have checked
+                the bytes against the id. The old bytes stay in their pack, unreferenced.
 
         Raises:
             StoreFull: the disk is full; this blob was not stored.
@@ -640,7 +664,7 @@ class BlobWriter:
         bid = blob_id if blob_id is not None else blob_id_of(sealed)
         # A new blob lands above this session's watermark (pinned); one already stored
         # is pinned by id inside the append, in one step with its existence check.
-        if self._appender.append(bid, sealed, kind, plain_len, dedup_key, self.pins):
+        if self._appender.append(bid, sealed, kind, plain_len, dedup_key, self.pins, replace):
             with self._count_lock:  # sessions may be fed from several threads
                 self.blobs_written += 1
                 self.bytes_written += len(sealed)
@@ -700,13 +724,16 @@ class _Appender:
         plain_len: int,
         dedup_key: bytes | None,
         pins: PinSet | None = None,
+        replace: bool = False,
     ) -> bool:
         with self._lock:
             if self._failed is not None:
                 self._raise_failed()
             # With a dedup key the caller has looked the content up already, and a fresh
             # random nonce makes an existing blob with this id impossible: skip the get.
-            if self._stored(blob_id, dedup_key, pins):
+            # A replacement is appended whatever is indexed: the index batch of its flush
+            # overwrites the old location (the later put of the batch wins).
+            if not replace and self._stored(blob_id, dedup_key, pins):
                 if dedup_key is not None and dedup_key not in self.pending_dedup:
                     self._batch_items.append((blob_id, None, dedup_key))
                     self.pending_dedup[dedup_key] = blob_id
@@ -852,7 +879,8 @@ class _FlushJob:
                 os.close(self.fd)
         # Only now may readers stop seeing these in the pending maps.
         for blob_id, loc, dedup in self.items:
-            if loc is not None:
+            # A replacement appended since (healing) stays pending until its own commit.
+            if loc is not None and self.appender.pending.get(blob_id) == loc:
                 self.appender.pending.pop(blob_id, None)
             if dedup is not None:
                 self.appender.pending_dedup.pop(dedup, None)
