@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
-from node.ops import (
-    Duration,
-    ForgetOptions,
-    Policy,
-    PolicyError,
-    hold_snapshot,
-    parse_group_by,
-    parse_span,
-    parse_tag_lists,
-    parse_until,
-    release_snapshot,
-    run_forget,
-    run_gc,
-    snapshot_holds,
-)
-from node.repo import GcReport, list_audit, verify_audit
+from node.ops import ForgetRequest, GcRequest, HoldRequest, parse_span, parse_until
 
-from ._common import HomeOpt, JsonOpt, PasswordFileOpt, human_bytes, opened, print_json
-from ._errors import EXIT_ERROR, EXIT_USAGE, CliError, user_errors
+from ._common import HomeOpt, JsonOpt, PasswordFileOpt, control, human_bytes, print_json
+from ._errors import EXIT_ERROR, EXIT_USAGE, CliError, user_errors, validation_message
 
 
 def _count(name: str, text: str | None) -> int:
@@ -46,14 +32,18 @@ def _when(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _print_gc(report: GcReport) -> None:
-    verb = "would remove" if report.dry_run else "removed"
+def _when_iso(iso: str) -> str:
+    return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _print_gc(report: dict[str, Any]) -> None:
+    verb = "would remove" if report["dry_run"] else "removed"
     print(
-        f"gc: {verb} {report.blobs_removed} of {report.blobs_total} blobs "
-        f"({human_bytes(report.bytes_removed)}); packs deleted {report.packs_deleted} "
-        f"(rewritten {report.packs_rewritten}), {human_bytes(report.bytes_freed)} freed, "
-        f"{report.spared_pinned} spared for running operations, "
-        f"{report.spared_grace} by the grace period; {report.duration_s:.2f}s"
+        f"gc: {verb} {report['blobs_removed']} of {report['blobs_total']} blobs "
+        f"({human_bytes(report['bytes_removed'])}); packs deleted {report['packs_deleted']} "
+        f"(rewritten {report['packs_rewritten']}), {human_bytes(report['bytes_freed'])} freed, "
+        f"{report['spared_pinned']} spared for running operations, "
+        f"{report['spared_grace']} by the grace period; {report['duration_s']:.2f}s"
     )
 
 
@@ -103,60 +93,42 @@ def forget(
     Exit codes: 0 done; 1 error (nothing removed); 2 bad or empty policy.
     """
     with user_errors():
-        policy = None
-        options = (keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
-        if any(o is not None for o in options) or keep_within or keep_tag:
-            try:
-                policy = Policy(
-                    last=_count("last", keep_last),
-                    hourly=_count("hourly", keep_hourly),
-                    daily=_count("daily", keep_daily),
-                    weekly=_count("weekly", keep_weekly),
-                    monthly=_count("monthly", keep_monthly),
-                    yearly=_count("yearly", keep_yearly),
-                    within=Duration.parse(keep_within) if keep_within else Duration(),
-                    keep_tags=tuple(parse_tag_lists(keep_tag or [])),
-                )
-                policy.validate()
-                groups = parse_group_by(group_by)
-            except PolicyError as exc:
-                raise CliError(str(exc), EXIT_USAGE) from exc
-        elif not snapshots:
-            raise CliError(
-                "no policy given: refusing to forget every snapshot; give snapshot ids or at "
-                "least one --keep-* option",
-                EXIT_USAGE,
+        try:
+            request = ForgetRequest(
+                snapshots=snapshots or [],
+                keep_last=_count("last", keep_last),
+                keep_hourly=_count("hourly", keep_hourly),
+                keep_daily=_count("daily", keep_daily),
+                keep_weekly=_count("weekly", keep_weekly),
+                keep_monthly=_count("monthly", keep_monthly),
+                keep_yearly=_count("yearly", keep_yearly),
+                keep_within=keep_within,
+                keep_tags=keep_tag or [],
+                only_tags=tag or [],
+                group_by=group_by,
+                dry_run=dry_run,
+                prune=prune,
             )
-        else:
-            groups = ()
-        if policy is not None and snapshots:
-            raise CliError("give snapshot ids or a policy, not both", EXIT_USAGE)
-        opts = ForgetOptions(
-            policy=policy,
-            snapshots=snapshots or (),
-            group_by=groups,
-            only_tags=parse_tag_lists(tag or []),
-            dry_run=dry_run,
-            prune=prune and not dry_run,
-        )
-        with opened(home, password_file) as repo:
-            result = run_forget(repo, opts)
+        except ValidationError as exc:
+            raise CliError(validation_message(exc), EXIT_USAGE) from None
+        with control(home, password_file) as ctl:
+            result = ctl.forget(request)
         if json_out:
-            print_json(result.as_dict())
+            print_json(result)
             return
-        for group in result.groups:
-            key = ", ".join(f"{k} {v}" for k, v in group.key.items() if v is not None)
+        for group in result["groups"]:
+            key = ", ".join(f"{k} {v}" for k, v in group["group"].items() if v is not None)
             print(f"group: {key or 'all snapshots'}")
-            for d in group.decisions:
-                verdict = "keep  " if d.keep else "remove"
-                why = ", ".join(d.reasons)
-                print(f"  {verdict} {d.snapshot.id[:12]}  {_when(d.snapshot.time_ns)}  {why}")
-        verb = "would remove" if result.dry_run else "removed"
-        n = len(result.removed)
+            for d in group["snapshots"]:
+                verdict = "keep  " if d["keep"] else "remove"
+                why = ", ".join(d["reasons"])
+                print(f"  {verdict} {d['id'][:12]}  {_when_iso(d['time'])}  {why}")
+        verb = "would remove" if result["dry_run"] else "removed"
+        n = len(result["removed"])
         print(f"{verb} {n} snapshot{'s' if n != 1 else ''}", end="")
-        print(f"; {len(result.held)} kept by holds" if result.held else "")
-        if result.gc is not None:
-            _print_gc(result.gc)
+        print(f"; {len(result['held'])} kept by holds" if result["held"] else "")
+        if result["gc"] is not None:
+            _print_gc(result["gc"])
 
 
 def gc(
@@ -176,13 +148,13 @@ def gc(
     """
     with user_errors():
         try:
-            grace_s = parse_span(grace)
-        except ValueError as exc:
-            raise CliError(f"--grace: {exc}", EXIT_USAGE) from exc
-        with opened(home, password_file) as repo:
-            report = run_gc(repo, dry_run=dry_run, grace_s=grace_s)
+            request = GcRequest(dry_run=dry_run, grace=grace)
+        except ValidationError as exc:
+            raise CliError(validation_message(exc), EXIT_USAGE) from None
+        with control(home, password_file) as ctl:
+            report = ctl.gc(request)
         if json_out:
-            print_json(report.as_dict())
+            print_json(report)
             return
         _print_gc(report)
 
@@ -206,25 +178,22 @@ def hold(
     with user_errors():
         if release == (until is not None):
             raise CliError("give either --until DATE or --release", EXIT_USAGE)
-        until_ns = None
         if until is not None:
             try:
-                until_ns = parse_until(until)
+                parse_until(until)
             except ValueError as exc:
                 raise CliError(f"--until: {exc}", EXIT_USAGE) from exc
-        with opened(home, password_file) as repo:
-            if until_ns is not None:
-                result = hold_snapshot(repo, snapshot, until_ns, reason)
-            else:
-                result = release_snapshot(repo, snapshot)
+        request = HoldRequest(snapshot=snapshot, until=until, reason=reason, release=release)
+        with control(home, password_file) as ctl:
+            result = ctl.hold(request)
         if json_out:
-            print_json(result.as_dict())
-        elif result.action == "hold" and result.hold is not None:
-            print(f"snapshot {result.snapshot[:12]} held until {result.hold.until_iso}")
-        elif result.hold is not None:
-            print(f"released the hold on snapshot {result.snapshot[:12]}")
+            print_json(result)
+        elif result["action"] == "hold" and result["hold"] is not None:
+            print(f"snapshot {result['snapshot'][:12]} held until {result['hold']['until']}")
+        elif result["hold"] is not None:
+            print(f"released the hold on snapshot {result['snapshot'][:12]}")
         else:
-            print(f"snapshot {result.snapshot[:12]} had no hold")
+            print(f"snapshot {result['snapshot'][:12]} had no hold")
 
 
 def holds(
@@ -232,14 +201,14 @@ def holds(
 ) -> None:
     """List holds (active and expired)."""
     with user_errors():
-        with opened(home, password_file) as repo:
-            found = snapshot_holds(repo)
+        with control(home, password_file) as ctl:
+            found = ctl.holds()
         if json_out:
-            print_json([h.as_dict() for h in found])
+            print_json(found)
             return
         for h in found:
-            state = "active " if h.active() else "expired"
-            print(f"{state} {h.snapshot_id.hex()[:12]} until {h.until_iso}  {h.reason}")
+            state = "active " if h["active"] else "expired"
+            print(f"{state} {h['snapshot'][:12]} until {h['until']}  {h['reason']}")
         if not found:
             print("no holds")
 
@@ -270,14 +239,14 @@ def audit(
                 since_ns = _since(since)
             except ValueError as exc:
                 raise CliError(f"--since: {exc}", EXIT_USAGE) from exc
-        with opened(home, password_file) as repo:
-            entries = list_audit(repo, since_ns)
+        with control(home, password_file) as ctl:
+            entries = ctl.audit(since_ns)
         if json_out:
-            print_json([e.as_dict() for e in entries])
+            print_json(entries)
             return
         for e in entries:
-            details = " ".join(f"{k}={v}" for k, v in e.details.items())
-            print(f"{e.seq:6d}  {_when(e.time_ns)}  {e.action:<10} {details}")
+            details = " ".join(f"{k}={v}" for k, v in e["details"].items())
+            print(f"{e['seq']:6d}  {_when_iso(e['time'])}  {e['action']:<10} {details}")
 
 
 def _since(text: str) -> int:
@@ -297,14 +266,14 @@ def audit_verify(
     Exit codes: 0 the log is whole; 1 an entry was altered, removed or inserted.
     """
     with user_errors():
-        with opened(home, password_file) as repo:
-            report = verify_audit(repo)
+        with control(home, password_file) as ctl:
+            report = ctl.audit_verify()
         if json_out:
-            print_json(report.as_dict())
+            print_json(report)
         else:
-            for problem in report.problems:
+            for problem in report["problems"]:
                 print(f"problem: {problem}")
-            verdict = "intact" if report.ok else f"{len(report.problems)} problems found"
-            print(f"audit log: {report.entries} entries, {verdict}")
-        if not report.ok:
+            verdict = "intact" if report["ok"] else f"{len(report['problems'])} problems found"
+            print(f"audit log: {report['entries']} entries, {verdict}")
+        if not report["ok"]:
             raise typer.Exit(EXIT_ERROR)

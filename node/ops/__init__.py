@@ -29,6 +29,9 @@ from ._control import BackupRequest as BackupRequest
 from ._control import Cancelled as Cancelled
 from ._control import CheckRequest as CheckRequest
 from ._control import DrillRequest as DrillRequest
+from ._control import ForgetRequest as ForgetRequest
+from ._control import GcRequest as GcRequest
+from ._control import HoldRequest as HoldRequest
 from ._control import LocalControl as LocalControl
 from ._control import Progress as Progress
 from ._control import RestoreRequest as RestoreRequest
@@ -91,8 +94,11 @@ __all__ = [
     "Evidence",
     "FRAMEWORKS",
     "ForgetOptions",
+    "ForgetRequest",
     "ForgetResult",
+    "GcRequest",
     "Group",
+    "HoldRequest",
     "HoldResult",
     "LocalControl",
     "Policy",
