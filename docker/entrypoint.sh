@@ -49,9 +49,10 @@ if [ -n "${SV_BOOTSTRAP_HOSTS:-}" ] && [ -z "${SHADOWVAULT_P2P__BOOTSTRAP:-}" ];
     dir=${SV_CLUSTER_DIR:-/cluster}
     me=$(hostname)
     python3 -c 'import sys
-from node.daemon import peer_id_of
 from node.repo import identity_of, resolve_home
-print(peer_id_of(bytes(identity_of(resolve_home(sys.argv[1])).verify_key)))' "$home" \
+from protocol import peer_id_from_public, peer_id_text
+key = identity_of(resolve_home(sys.argv[1])).verify_key
+print(peer_id_text(peer_id_from_public(bytes(key))))' "$home" \
         >"$dir/$me.peer.tmp"
     mv "$dir/$me.peer.tmp" "$dir/$me.peer"
     wait=${SV_BOOTSTRAP_WAIT:-60}

@@ -22,6 +22,7 @@ from ._cmd_node import node_app
 from ._cmd_recover import recover
 from ._cmd_repair import repair_app
 from ._cmd_restore import restore
+from ._cmd_retention import audit_app, forget, gc, hold, holds
 from ._cmd_token import token_app
 
 app = typer.Typer(
@@ -47,6 +48,11 @@ app.command()(dump)
 app.command()(diff)
 app.command()(check)
 app.command()(stats)
+app.command()(forget)
+app.command()(gc)
+app.command()(hold)
+app.command()(holds)
+app.add_typer(audit_app, name="audit")
 app.command()(jobs)
 app.command("id")(id_)
 app.add_typer(peers_app, name="peers")

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from node.ops import CheckRequest
+from node.ops import CheckRequest, LocalControl
 
 from ._common import (
     HomeOpt,
@@ -19,7 +19,7 @@ from ._common import (
     human_bytes,
     print_json,
 )
-from ._errors import EXIT_ERROR, CliError, user_errors, validation_message
+from ._errors import EXIT_ERROR, EXIT_USAGE, CliError, user_errors, validation_message
 
 
 def check(
@@ -30,6 +30,12 @@ def check(
         str | None,
         typer.Option("--read-data-subset", help="Read only slice N of M (e.g. 2/7), by blob id."),
     ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair", help="Fetch corrupt or missing blobs from peers, then check again."
+        ),
+    ] = False,
     home: HomeOpt = None,
     password_file: PasswordFileOpt = None,
     json_out: JsonOpt = False,
@@ -40,10 +46,18 @@ def check(
     """
     with user_errors():
         try:
-            request = CheckRequest(read_data=read_data, read_data_subset=read_data_subset)
+            request = CheckRequest(
+                read_data=read_data, read_data_subset=read_data_subset, repair=repair
+            )
         except ValidationError as exc:
             raise CliError(validation_message(exc), 2) from None
         with control(home, password_file) as ctl:
+            if repair and isinstance(ctl, LocalControl):
+                raise CliError(
+                    "--repair fetches blobs from peers: run it while the node runs "
+                    "(`shadowvault node run`)",
+                    EXIT_USAGE,
+                )
             progress = TerminalProgress("check", ctl.check_size(request))
             try:
                 report = ctl.check(request, progress if progress.enabled else None)
@@ -80,6 +94,16 @@ def check(
                 else f"{count} problem{'s' if count != 1 else ''} found"
             )
             print(f"checked {report['packs']} packs, {report['blobs']} blobs{read}: {verdict}")
+            if "repair" in report:
+                fixed = report["repair"]
+                print(
+                    f"repair: {fixed.get('healed', 0)} blobs fetched from peers and replaced"
+                    + (
+                        f", {len(fixed['unavailable'])} unavailable"
+                        if fixed.get("unavailable")
+                        else ""
+                    )
+                )
         if not report["ok"]:
             raise typer.Exit(EXIT_ERROR)
 

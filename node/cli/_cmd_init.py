@@ -12,6 +12,7 @@ import typer
 
 from config import example_config_text
 from node.config import load_config
+from node.ops import record_key_change
 from node.repo import (
     ChunkerParams,
     HomeError,
@@ -140,6 +141,8 @@ def passwd(
         old = get_passphrase(password_file, paths)
         new = get_new_passphrase(new_password_file, env_prefix="SHADOWVAULT_NEW")
         change_passphrase(paths, old, new)
+        if not record_key_change(paths, new):
+            print("note: the store is busy, so the audit log does not record this change")
         if paths.generated_passphrase.exists():
             paths.generated_passphrase.unlink()
             print(f"removed the old generated passphrase file {paths.generated_passphrase}")

@@ -42,9 +42,9 @@ def validation_message(exc: ValidationError) -> str:
     """A pydantic error as one line per field, the way a flag error reads."""
     parts = []
     for err in exc.errors():
-        where = ".".join(str(x) for x in err["loc"]) or "value"
+        where = ".".join(str(x) for x in err["loc"])
         message = str(err["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where.replace('_', '-')}: {message}")
+        parts.append(f"{where.replace('_', '-')}: {message}" if where else message)
     return "; ".join(parts)
 
 

@@ -21,6 +21,9 @@ from node.ops import (
     Cancelled,
     CheckRequest,
     DrillRequest,
+    ForgetRequest,
+    GcRequest,
+    HoldRequest,
     Progress,
     RestoreRequest,
 )
@@ -189,6 +192,29 @@ class RemoteControl:
         result: list[dict[str, Any]] = self.call(
             "GET", "/api/v1/drills", params={"limit": limit or 10_000}
         )
+        return result
+
+    def forget(self, request: ForgetRequest, progress: Progress | None = None) -> dict[str, Any]:
+        return self._job("/api/v1/forget", request.model_dump(), progress)
+
+    def gc(self, request: GcRequest, progress: Progress | None = None) -> dict[str, Any]:
+        return self._job("/api/v1/gc", request.model_dump(), progress)
+
+    def hold(self, request: HoldRequest) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("POST", "/api/v1/holds", json=request.model_dump())
+        return result
+
+    def holds(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.call("GET", "/api/v1/holds")
+        return result
+
+    def audit(self, since_ns: int | None = None) -> list[dict[str, Any]]:
+        params = {"since_ns": since_ns} if since_ns is not None else {}
+        result: list[dict[str, Any]] = self.call("GET", "/api/v1/audit", params=params)
+        return result
+
+    def audit_verify(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.call("GET", "/api/v1/audit/verify")
         return result
 
     def _job(self, path: str, body: dict[str, Any], progress: Progress | None) -> dict[str, Any]:

@@ -17,10 +17,24 @@ from fastapi.responses import JSONResponse
 
 from node.repo import BlobNotFound, HomeError, RepoError, StoreFull, StoreLocked
 
-from . import _routes_jobs, _routes_mesh, _routes_node, _routes_snapshots, _routes_tokens
+from . import (
+    _routes_jobs,
+    _routes_mesh,
+    _routes_node,
+    _routes_retention,
+    _routes_snapshots,
+    _routes_tokens,
+)
 from ._context import NodeContext
 
-ROUTERS = (_routes_node, _routes_snapshots, _routes_jobs, _routes_mesh, _routes_tokens)
+ROUTERS = (
+    _routes_node,
+    _routes_snapshots,
+    _routes_jobs,
+    _routes_retention,
+    _routes_mesh,
+    _routes_tokens,
+)
 
 _STATUS = {BlobNotFound: 404, StoreFull: 507, StoreLocked: 409, HomeError: 409}
 

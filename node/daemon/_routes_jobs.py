@@ -13,6 +13,7 @@ from node.ops import BackupRequest, CheckRequest, DrillRequest, RestoreRequest
 
 from ._context import NodeContext
 from ._jobs import Job
+from ._peer_ops import check_and_repair, restore_from_anywhere
 
 
 def router(ctx: NodeContext) -> APIRouter:
@@ -37,7 +38,7 @@ def router(ctx: NodeContext) -> APIRouter:
         job = ctx.jobs.start(
             "restore",
             request.model_dump(),
-            lambda progress: ctx.control.restore(request, progress),
+            lambda progress: restore_from_anywhere(ctx, request, progress),
             total_bytes=total or None,
         )
         return job.as_dict()
@@ -49,7 +50,7 @@ def router(ctx: NodeContext) -> APIRouter:
         job = ctx.jobs.start(
             "check",
             request.model_dump(),
-            lambda progress: ctx.control.check(request, progress),
+            lambda progress: check_and_repair(ctx, request, progress),
             total_bytes=total,
         )
         return job.as_dict()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from node.config import Duration
-from node.ops import BackupRequest, CheckRequest, DrillRequest
+from node.ops import BackupRequest, CheckRequest, DrillRequest, ForgetRequest, GcRequest
 
 from ._context import NodeContext
 from ._jobs import Job
@@ -37,6 +37,33 @@ def start_scheduled(ctx: NodeContext, schedule: Schedule, counter: int) -> Job:
             check.model_dump(),
             lambda progress: control.check(check, progress),
             source=source,
+        )
+    if schedule.kind == "forget":
+        p = schedule.params
+        within = p.get("keep_within") or None
+        forget = ForgetRequest(
+            keep_last=int(p.get("keep_last", 0)),
+            keep_hourly=int(p.get("keep_hourly", 0)),
+            keep_daily=int(p.get("keep_daily", 0)),
+            keep_weekly=int(p.get("keep_weekly", 0)),
+            keep_monthly=int(p.get("keep_monthly", 0)),
+            keep_yearly=int(p.get("keep_yearly", 0)),
+            keep_within=None if _seconds(within) is None else within,
+            keep_tags=list(p.get("keep_tags", [])),
+            group_by=",".join(p.get("group_by", ["host", "paths"])),
+            prune=bool(p.get("prune", False)),
+        )
+        return ctx.jobs.start(
+            "forget",
+            forget.model_dump(),
+            lambda progress: control.forget(forget, progress),
+            source=source,
+            exclusive=True,
+        )
+    if schedule.kind == "gc":
+        gc = GcRequest(grace=str(schedule.params.get("grace") or "0s"))
+        return ctx.jobs.start(
+            "gc", gc.model_dump(), lambda progress: control.gc(gc, progress), source=source
         )
     if schedule.kind == "drill":
         params = schedule.params

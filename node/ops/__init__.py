@@ -29,6 +29,9 @@ from ._control import BackupRequest as BackupRequest
 from ._control import Cancelled as Cancelled
 from ._control import CheckRequest as CheckRequest
 from ._control import DrillRequest as DrillRequest
+from ._control import ForgetRequest as ForgetRequest
+from ._control import GcRequest as GcRequest
+from ._control import HoldRequest as HoldRequest
 from ._control import LocalControl as LocalControl
 from ._control import Progress as Progress
 from ._control import RestoreRequest as RestoreRequest
@@ -41,11 +44,31 @@ from ._drill import compare_tree as compare_tree
 from ._drill import list_drills as list_drills
 from ._drill import run_drill as run_drill
 from ._drill import save_drill as save_drill
+from ._policy import Decision as Decision
+from ._policy import Duration as Duration
+from ._policy import Group as Group
+from ._policy import Policy as Policy
+from ._policy import PolicyError as PolicyError
+from ._policy import SnapshotInfo as SnapshotInfo
+from ._policy import apply_policy as apply_policy
+from ._policy import parse_group_by as parse_group_by
+from ._policy import parse_tag_lists as parse_tag_lists
 from ._restore import RestoreError as RestoreError
 from ._restore import RestoreOptions as RestoreOptions
 from ._restore import RestoreProgress as RestoreProgress
 from ._restore import RestoreSummary as RestoreSummary
 from ._restore import run_restore as run_restore
+from ._retention import ForgetOptions as ForgetOptions
+from ._retention import ForgetResult as ForgetResult
+from ._retention import HoldResult as HoldResult
+from ._retention import hold_snapshot as hold_snapshot
+from ._retention import parse_span as parse_span
+from ._retention import parse_until as parse_until
+from ._retention import record_key_change as record_key_change
+from ._retention import release_snapshot as release_snapshot
+from ._retention import run_forget as run_forget
+from ._retention import run_gc as run_gc
+from ._retention import snapshot_holds as snapshot_holds
 from ._stats import StoreStats as StoreStats
 from ._stats import run_stats as run_stats
 
@@ -60,22 +83,35 @@ __all__ = [
     "CheckRequest",
     "ComplianceReport",
     "ControlResult",
+    "Decision",
     "DrillCheck",
     "DrillError",
     "DrillOptions",
     "DrillRequest",
     "DrillResult",
     "DrillStep",
+    "Duration",
     "Evidence",
     "FRAMEWORKS",
+    "ForgetOptions",
+    "ForgetRequest",
+    "ForgetResult",
+    "GcRequest",
+    "Group",
+    "HoldRequest",
+    "HoldResult",
     "LocalControl",
+    "Policy",
+    "PolicyError",
     "Progress",
     "RestoreError",
     "RestoreOptions",
     "RestoreProgress",
     "RestoreRequest",
     "RestoreSummary",
+    "SnapshotInfo",
     "StoreStats",
+    "apply_policy",
     "compare_tree",
     "compliance_report",
     "diff",
@@ -84,14 +120,24 @@ __all__ = [
     "find",
     "find_node",
     "gather_evidence",
+    "hold_snapshot",
     "list_dir",
     "list_drills",
     "node_json",
+    "parse_group_by",
+    "parse_span",
+    "parse_tag_lists",
+    "parse_until",
+    "record_key_change",
+    "release_snapshot",
     "run_backup",
     "run_check",
     "run_drill",
+    "run_forget",
+    "run_gc",
     "run_restore",
     "run_stats",
     "save_drill",
+    "snapshot_holds",
     "snapshot_json",
 ]

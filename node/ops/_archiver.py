@@ -103,7 +103,7 @@ class ChunkPipeline:
         if waiting is not None:
             waiting.append(on_id)
             return
-        known = self._repo.store.lookup_dedup(dedup)
+        known = self._writer.lookup_dedup(dedup)  # pins a hit against a concurrent gc
         if known is not None:
             on_id(known)
             return
@@ -160,7 +160,7 @@ def store_tree(
 ) -> BlobId:
     """Seal and store a tree blob unless an identical tree is already stored."""
     dedup = repo.tree_dedup_key(plaintext)
-    known = repo.store.lookup_dedup(dedup)
+    known = writer.lookup_dedup(dedup)
     if known is not None:
         return known
     sealed = Sealer.for_thread(level).seal(plaintext, repo.keys.metadata)

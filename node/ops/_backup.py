@@ -611,11 +611,16 @@ def run_backup(
     abs_paths = [p for p in abs_paths if not any(q in p.parents for q in abs_paths)]
     host = opts.host or socket.gethostname()
     path_strs = [str(p) for p in abs_paths]
-    parent = _pick_parent(repo, opts, host, sorted(path_strs))
     level = repo.default_compression if opts.compression is None else opts.compression
     stats = ChunkStats()
 
     with repo.store.writer() as writer:
+        parent = _pick_parent(repo, opts, host, sorted(path_strs))
+        # Unchanged files keep the parent's chunk lists without a dedup look-up: pin the
+        # parent so that a gc running now keeps everything it reaches. If a forget took
+        # it already, back up without one.
+        if parent is not None and parent.id is not None and not writer.pin_snapshot(parent.id):
+            parent = None
         pipeline = ChunkPipeline(repo, writer, level)
         run = _Backup(
             repo, opts, pipeline, lambda pt: store_tree(repo, writer, pt, level, stats), progress

@@ -16,9 +16,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from node.repo import Repository, Subset, list_snapshots, parse_compression, resolve_snapshot
+from node.repo import (
+    Repository,
+    Subset,
+    list_audit,
+    list_snapshots,
+    parse_compression,
+    resolve_snapshot,
+    verify_audit,
+)
 
 from ._backup import BackupOptions, run_backup
 from ._browse import (
@@ -36,7 +44,19 @@ from ._check import run_check
 from ._compliance import FRAMEWORKS, compliance_report, gather_evidence
 from ._drill import DrillOptions, list_drills, run_drill, save_drill
 from ._drill_report import report_json, report_markdown
+from ._policy import Duration as PolicyDuration
+from ._policy import Policy, PolicyError, parse_group_by, parse_tag_lists
 from ._restore import RestoreOptions, run_restore
+from ._retention import (
+    ForgetOptions,
+    hold_snapshot,
+    parse_span,
+    parse_until,
+    release_snapshot,
+    run_forget,
+    run_gc,
+    snapshot_holds,
+)
 from ._stats import run_stats
 
 
@@ -117,6 +137,8 @@ class CheckRequest(_Strict):
 
     read_data: bool = False
     read_data_subset: str | None = Field(None, description="N/M, e.g. 2/7")
+    repair: bool = False
+    """Fetch corrupt or missing blobs from peers (the daemon's mesh), then check again."""
 
     @field_validator("read_data_subset")
     @classmethod
@@ -150,6 +172,104 @@ class DrillRequest(_Strict):
         if value is not None and not os.path.isabs(value):
             raise ValueError(f"must be an absolute path, got {value!r}")
         return value
+
+
+class ForgetRequest(_Strict):
+    """Snapshots to forget by id, or a policy (restic's rules); counts: -1 is unlimited."""
+
+    snapshots: list[str] = []
+    keep_last: int = Field(0, ge=-1)
+    keep_hourly: int = Field(0, ge=-1)
+    keep_daily: int = Field(0, ge=-1)
+    keep_weekly: int = Field(0, ge=-1)
+    keep_monthly: int = Field(0, ge=-1)
+    keep_yearly: int = Field(0, ge=-1)
+    keep_within: str | None = None
+    """Keep everything within this of the newest, e.g. 1y2m3d4h."""
+    keep_tags: list[str] = []
+    """Keep snapshots with these tags; each entry ``a,b`` means all of a and b."""
+    only_tags: list[str] = []
+    """Only consider snapshots with these tags (``a,b`` as above)."""
+    group_by: str = "host,paths"
+    dry_run: bool = False
+    prune: bool = False
+    grace: str = "0s"
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ForgetRequest:
+        self.options()  # raises PolicyError (a ValueError) with the flag named
+        return self
+
+    def options(self) -> ForgetOptions:
+        counts = (
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        )
+        policy = None
+        if any(counts) or self.keep_within or self.keep_tags:
+            if self.snapshots:
+                raise PolicyError("give snapshot ids or a policy, not both")
+            policy = Policy(
+                last=self.keep_last,
+                hourly=self.keep_hourly,
+                daily=self.keep_daily,
+                weekly=self.keep_weekly,
+                monthly=self.keep_monthly,
+                yearly=self.keep_yearly,
+                within=PolicyDuration.parse(self.keep_within)
+                if self.keep_within
+                else PolicyDuration(),
+                keep_tags=tuple(parse_tag_lists(self.keep_tags)),
+            )
+            policy.validate()
+        elif not self.snapshots:
+            raise PolicyError(
+                "no policy given: refusing to forget every snapshot; give snapshot ids or at "
+                "least one --keep-* option"
+            )
+        return ForgetOptions(
+            policy=policy,
+            snapshots=tuple(self.snapshots),
+            group_by=parse_group_by(self.group_by) if policy is not None else (),
+            only_tags=parse_tag_lists(self.only_tags),
+            dry_run=self.dry_run,
+            prune=self.prune and not self.dry_run,
+            grace_s=parse_span(self.grace),
+        )
+
+
+class GcRequest(_Strict):
+    """A garbage collection; ``grace`` spares blobs written more recently (e.g. 2h)."""
+
+    dry_run: bool = False
+    grace: str = "0s"
+
+    @field_validator("grace")
+    @classmethod
+    def _span(cls, value: str) -> str:
+        parse_span(value)
+        return value
+
+
+class HoldRequest(_Strict):
+    """Hold a snapshot until a date (2027-01-31, or a span like 90d), or release it."""
+
+    snapshot: str = Field(min_length=1)
+    until: str | None = None
+    reason: str = Field("", max_length=500)
+    release: bool = False
+
+    @model_validator(mode="after")
+    def _either(self) -> HoldRequest:
+        if self.release == (self.until is not None):
+            raise ValueError("give either an until date or release")
+        if self.until is not None:
+            parse_until(self.until)
+        return self
 
 
 class _FileProgress:
@@ -283,6 +403,36 @@ class LocalControl:
     def drills(self, limit: int | None = None) -> list[dict[str, Any]]:
         """Past drills, newest first."""
         return [d.to_dict() for d in list_drills(self.repo, limit)]
+
+    def forget(self, request: ForgetRequest, progress: Progress | None = None) -> dict[str, Any]:
+        """Forget by policy or id (held snapshots stay); with ``prune``, gc afterwards."""
+        return run_forget(self.repo, request.options()).as_dict()
+
+    def gc(self, request: GcRequest, progress: Progress | None = None) -> dict[str, Any]:
+        """Collect what no kept snapshot (or running operation) needs."""
+        return run_gc(
+            self.repo, dry_run=request.dry_run, grace_s=parse_span(request.grace)
+        ).as_dict()
+
+    def hold(self, request: HoldRequest) -> dict[str, Any]:
+        """Set (extend) or release a hold."""
+        if request.release:
+            return release_snapshot(self.repo, request.snapshot).as_dict()
+        assert request.until is not None
+        until_ns = parse_until(request.until)
+        return hold_snapshot(self.repo, request.snapshot, until_ns, request.reason).as_dict()
+
+    def holds(self) -> list[dict[str, Any]]:
+        """Every hold, active or expired."""
+        return [h.as_dict() for h in snapshot_holds(self.repo)]
+
+    def audit(self, since_ns: int | None = None) -> list[dict[str, Any]]:
+        """The audit log (from ``since_ns`` on)."""
+        return [e.as_dict() for e in list_audit(self.repo, since_ns)]
+
+    def audit_verify(self) -> dict[str, Any]:
+        """Check the audit log's signatures, chain and head; ``ok`` false if tampered."""
+        return dict(verify_audit(self.repo).as_dict())
 
     def check_size(self, request: CheckRequest) -> int | None:
         """Bytes a check will read (None when it reads no data)."""

@@ -35,6 +35,7 @@ from node.repo import (
     RepoError,
     Repository,
     Snapshot,
+    append_audit,
     load_tree,
 )
 from protocol import BlobId
@@ -484,4 +485,15 @@ def run_restore(
         for handle in restorer.verify_handles:
             handle.release()
         root.release()
+        # Restores are security-relevant (data leaves the store): always logged.
+        append_audit(
+            repo,
+            "restore",
+            {
+                "snapshot": str(snap.id) if snap.id else None,
+                "target": str(opts.target),
+                "includes": list(opts.includes),
+                "errors": len(restorer.summary.errors),
+            },
+        )
     return restorer.summary

@@ -20,6 +20,13 @@ from ._errors import PeerUnreachable as PeerUnreachable
 from ._errors import UnknownPeer as UnknownPeer
 from ._fetch import FetchResult as FetchResult
 from ._fetch import QuotaExceeded as QuotaExceeded
+from ._heal import FetchReport as FetchReport
+from ._heal import HealReport as HealReport
+from ._heal import MissingBlob as MissingBlob
+from ._heal import fetch_snapshot as fetch_snapshot
+from ._heal import heal_blobs as heal_blobs
+from ._heal import heal_problems as heal_problems
+from ._heal import missing_blobs as missing_blobs
 from ._host import MeshHost as MeshHost
 from ._host import open_host as open_host
 from ._mesh import Mesh as Mesh
@@ -38,12 +45,15 @@ from ._state import QState as QState
 
 __all__ = [
     "BlobSource",
+    "FetchReport",
     "FetchResult",
+    "HealReport",
     "Mesh",
     "MeshError",
     "MeshHost",
     "MeshSettings",
     "MeshState",
+    "MissingBlob",
     "PeerBook",
     "PeerMisbehaved",
     "PeerRecord",
@@ -54,6 +64,10 @@ __all__ = [
     "ReplayCache",
     "RepoBlobSource",
     "UnknownPeer",
+    "fetch_snapshot",
+    "heal_blobs",
+    "heal_problems",
+    "missing_blobs",
     "open_host",
     "open_mesh",
     "replicas_of",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import trio
 from libp2p.peer.id import ID
 
-from node.repo import BlobKind, Store
+from node.repo import BlobKind, RepoError, Store
 from protocol import MAX_WANT, BlobId, BlobsReply, WantBlobs, blob_id_of
 
 from . import _metrics as metrics
@@ -43,6 +43,8 @@ class FetchResult:
     bytes: int = 0
     missing: list[BlobId] = field(default_factory=list)
     """Ids no peer could supply (valid)."""
+    by_peer: dict[str, int] = field(default_factory=dict)
+    """Blobs fetched from each peer (base58 peer id)."""
 
 
 class Scores:
@@ -80,6 +82,7 @@ class Fetcher:
         self._parallel = parallel
         self._write_lock = trio.Lock()
         self._held: dict[bytes, int] = {}  # owner -> bytes held, loaded on first use
+        self._turn = 0  # rotates which holder each fetch call starts with
 
     async def fetch(
         self,
@@ -88,6 +91,7 @@ class Fetcher:
         owner: bytes,
         quota: int = 0,
         kind: BlobKind = BlobKind.FOREIGN,
+        replace: bool = False,
     ) -> FetchResult:
         """Fetch every blob of ``ids`` not already stored, from ``sources``.
 
@@ -99,13 +103,20 @@ class Fetcher:
             kind: how the blobs are stored. FOREIGN blobs (another owner's) are
                 accounted to ``owner`` against ``quota``; any other kind is the
                 owner getting its own blobs back (healing, recovery), not accounted.
+            replace: fetch every id even if stored, and make the fetched copy the one
+                the index names (healing a corrupt copy; never for FOREIGN blobs).
 
         Raises:
             QuotaExceeded: the next blobs would not fit the owner's quota (those stored
                 before stay).
         """
+        if replace and kind is BlobKind.FOREIGN:
+            raise ValueError("only the owner's own blobs are replaced")
         result = FetchResult()
-        wanted = await trio.to_thread.run_sync(self._lacking, ids)
+        if replace:
+            wanted = list(dict.fromkeys(ids))
+        else:
+            wanted = await trio.to_thread.run_sync(self._lacking, ids)
         # Verified blobs are written by a second task while the next reply is on its way
         # (writes end in an fdatasync); the channel holds one reply, bounding memory.
         send, receive = trio.open_memory_channel[list[tuple[BlobId, bytes]]](1)
@@ -115,10 +126,16 @@ class Fetcher:
         # Several holders serve at once: worker k starts with the k-th best peer, so
         # each well-scored holder streams a different batch (one stream per peer).
         helpers = [p for p in order if p.to_bytes() != owner and self.scores.get(p.to_bytes()) >= 0]
+        # Calls made at once (restore fetches trees and data side by side) each start
+        # with a different holder, so even single-batch calls spread over the holders.
+        if helpers:
+            turn = self._turn % len(helpers)
+            helpers = helpers[turn:] + helpers[:turn]
+            self._turn += 1
         workers = max(1, min(self._parallel, len(helpers), len(batches)))
         next_batch = iter(batches)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._storer, receive, owner, quota, kind, failure, nursery)
+            nursery.start_soon(self._storer, receive, owner, quota, kind, replace, failure, nursery)
             async with send, trio.open_nursery() as fetchers:
                 for k in range(workers):
                     first = helpers[k] if k < len(helpers) else None
@@ -158,17 +175,25 @@ class Fetcher:
         owner: bytes,
         quota: int,
         kind: BlobKind,
+        replace: bool,
         failure: list[QuotaExceeded],
         nursery: trio.Nursery,
     ) -> None:
         async with receive:
             async for blobs in receive:
                 try:
-                    await self._store_blobs(owner, quota, kind, blobs)
+                    await self._store_blobs(owner, quota, kind, blobs, replace)
                 except QuotaExceeded as exc:
                     failure.append(exc)
                     nursery.cancel_scope.cancel()
                     return
+
+    def _plain_len(self, blob_id: BlobId) -> int:
+        """The plaintext length the old index record of a replaced blob gave (0: lost)."""
+        try:
+            return self._store.location(blob_id).plain_len
+        except RepoError:
+            return 0
 
     def _lacking(self, ids: Sequence[BlobId]) -> list[BlobId]:
         seen: set[bytes] = set()
@@ -206,6 +231,8 @@ class Fetcher:
                     pending.pop(blob_id, None)
                     result.fetched += 1
                     result.bytes += len(data)
+                name = peer.to_base58()
+                result.by_peer[name] = result.by_peer.get(name, 0) + len(good)
             # Only what the peer deferred, and still pending, is worth asking it again.
             asked = [i for i in reply.more if i in pending] if good else []
 
@@ -231,15 +258,25 @@ class Fetcher:
         return good
 
     async def _store_blobs(
-        self, owner: bytes, quota: int, kind: BlobKind, blobs: list[tuple[BlobId, bytes]]
+        self,
+        owner: bytes,
+        quota: int,
+        kind: BlobKind,
+        blobs: list[tuple[BlobId, bytes]],
+        replace: bool = False,
     ) -> None:
         async with self._write_lock:
-            await trio.to_thread.run_sync(self._store_sync, owner, quota, kind, blobs)
+            await trio.to_thread.run_sync(self._store_sync, owner, quota, kind, blobs, replace)
         metrics.BLOBS_RECEIVED.inc(len(blobs))
         metrics.BYTES_RECEIVED.inc(sum(len(d) for _, d in blobs))
 
     def _store_sync(
-        self, owner: bytes, quota: int, kind: BlobKind, blobs: list[tuple[BlobId, bytes]]
+        self,
+        owner: bytes,
+        quota: int,
+        kind: BlobKind,
+        blobs: list[tuple[BlobId, bytes]],
+        replace: bool = False,
     ) -> None:
         foreign = kind is BlobKind.FOREIGN
         size = sum(len(d) for _, d in blobs)
@@ -255,7 +292,13 @@ class Fetcher:
                 )
         with self._store.writer() as writer:
             for blob_id, data in blobs:
-                writer.put(data, kind, 0, blob_id=blob_id)
+                writer.put(
+                    data,
+                    kind,
+                    self._plain_len(blob_id) if replace else 0,
+                    blob_id=blob_id,
+                    replace=replace,
+                )
         if foreign:
             # After the blobs are durable; a crash in between only under-counts.
             self._state.record_held(owner, [(b, len(d)) for b, d in blobs])

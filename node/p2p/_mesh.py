@@ -373,7 +373,12 @@ class Mesh:
         }
 
     async def fetch_blobs(
-        self, ids: Sequence[BlobId], *, kind: BlobKind, owner: str | None = None
+        self,
+        ids: Sequence[BlobId],
+        *,
+        kind: BlobKind,
+        owner: str | None = None,
+        replace: bool = False,
     ) -> FetchResult:
         """Fetch blobs missing here from the known peers, verified against their ids.
 
@@ -383,6 +388,8 @@ class Mesh:
                 restore after recovery) the caller knows what each is: DATA, TREE,
                 SNAPSHOT. For another owner's blobs it must be FOREIGN.
             owner: the peer id whose blobs these are (None: ours).
+            replace: fetch even the ids stored here and make the fetched copies the
+                indexed ones (healing corrupt copies of our own blobs).
 
         Returns:
             What was fetched, and the ids no peer could supply.
@@ -393,7 +400,7 @@ class Mesh:
             raw = parse_peer_id(owner)
             if kind is not BlobKind.FOREIGN:
                 raise ValueError("another owner's blobs are stored as FOREIGN")
-        return await self.fetcher.fetch(ids, self._sources(), raw, kind=kind)
+        return await self.fetcher.fetch(ids, self._sources(), raw, kind=kind, replace=replace)
 
     async def recover_snapshots(self) -> list[BlobId]:
         """After a loss: pull our own announcements from every store-at peer and put

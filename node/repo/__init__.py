@@ -11,6 +11,12 @@ Terms:
     repository: a store opened with the keys that decrypt it.
 """
 
+from ._audit import AuditEntry as AuditEntry
+from ._audit import AuditVerifyReport as AuditVerifyReport
+from ._audit import append_audit as append_audit
+from ._audit import append_audit_to as append_audit_to
+from ._audit import list_audit as list_audit
+from ._audit import verify_audit as verify_audit
 from ._check import CheckReport as CheckReport
 from ._check import Problem as Problem
 from ._check import ProgressFn as ProgressFn
@@ -27,6 +33,17 @@ from ._errors import RepoError as RepoError
 from ._errors import StoreFull as StoreFull
 from ._errors import StoreLocked as StoreLocked
 from ._errors import WrongPassphrase as WrongPassphrase
+from ._gc import DEFAULT_REWRITE_BELOW as DEFAULT_REWRITE_BELOW
+from ._gc import GcError as GcError
+from ._gc import GcReport as GcReport
+from ._gc import collect_garbage as collect_garbage
+from ._gc import last_gc as last_gc
+from ._holds import Hold as Hold
+from ._holds import SnapshotHeld as SnapshotHeld
+from ._holds import get_hold as get_hold
+from ._holds import list_holds as list_holds
+from ._holds import release_hold as release_hold
+from ._holds import set_hold as set_hold
 from ._home import HomePaths as HomePaths
 from ._home import resolve_home as resolve_home
 from ._keys import KDF_PROFILES as KDF_PROFILES
@@ -37,6 +54,7 @@ from ._kit import init_home_from_kit as init_home_from_kit
 from ._kit import open_kit as open_kit
 from ._kit import write_kit as write_kit
 from ._pack import BlobKind as BlobKind
+from ._pins import PinSet as PinSet
 from ._repair import RepairReport as RepairReport
 from ._repair import repair_index as repair_index
 from ._repository import InitOptions as InitOptions
@@ -71,6 +89,8 @@ from ._walk import load_tree as load_tree
 from ._walk import walk_references as walk_references
 
 __all__ = [
+    "AuditEntry",
+    "AuditVerifyReport",
     "BlobKind",
     "BlobNotFound",
     "BlobWriter",
@@ -79,9 +99,13 @@ __all__ = [
     "Chunker",
     "ChunkerParams",
     "CorruptBlob",
+    "DEFAULT_REWRITE_BELOW",
     "DIR",
     "FILE",
     "FormatError",
+    "GcError",
+    "GcReport",
+    "Hold",
     "HomeError",
     "HomePaths",
     "InitOptions",
@@ -90,6 +114,7 @@ __all__ = [
     "Kit",
     "Node",
     "PassphraseError",
+    "PinSet",
     "Problem",
     "ProgressFn",
     "RecoveryReport",
@@ -100,33 +125,44 @@ __all__ = [
     "SYMLINK",
     "Sealer",
     "Snapshot",
+    "SnapshotHeld",
     "Store",
     "StoreFull",
     "StoreLocked",
     "Subset",
     "TreeFormatError",
     "WrongPassphrase",
+    "append_audit",
+    "append_audit_to",
     "change_passphrase",
     "check_store",
+    "collect_garbage",
     "decode_tree",
     "delete_snapshot_record",
     "encode_tree",
+    "get_hold",
     "identity_of",
     "init_home",
     "init_home_from_kit",
     "kdf_params_from_env",
+    "last_gc",
+    "list_audit",
+    "list_holds",
     "list_snapshots",
     "load_snapshot",
     "load_tree",
     "open_kit",
     "open_repository",
     "parse_compression",
+    "release_hold",
     "repair_index",
     "resolve_home",
     "resolve_snapshot",
     "save_snapshot",
+    "set_hold",
     "unlock_master",
     "valid_name",
+    "verify_audit",
     "walk_references",
     "write_kit",
 ]

@@ -10,6 +10,11 @@ key                        value
 ``p`` + pack no (u32 BE)   committed length of that pack ``<Q`` (bytes)
 ``s`` + snapshot id (32)   the snapshot's signed record (see ``_snapshot``)
 ``f`` + path hash (32)     files-cache entry (see ``ops.backup``)
+``h`` + snapshot id (32)   hold: msgpack ``{until_ns, reason, created_ns}`` (``_holds``)
+``a`` + seq (u64 BE)       audit entry, hash-chained and signed (``_audit``)
+``a``                      audit head: the last entry's seq and hash, signed
+``gD`` + pack no (u32 BE)  gc is deleting that pack (finished on open, ``_drops``)
+``gL``                     the last gc's report (msgpack)
 =========================  =======================================================
 
 Pack numbers are big-endian in keys so that an iterator visits packs in order.
@@ -30,6 +35,11 @@ DEDUP_PREFIX = b"d"
 PACK_PREFIX = b"p"
 SNAPSHOT_PREFIX = b"s"
 FILES_CACHE_PREFIX = b"f"
+HOLD_PREFIX = b"h"
+AUDIT_PREFIX = b"a"
+GC_PREFIX = b"g"
+GC_DROP_PREFIX = b"gD"
+GC_LAST_KEY = b"gL"
 
 _LOCATION = struct.Struct("<IQIIB")
 _PACK_KEY = struct.Struct(">I")
@@ -73,6 +83,14 @@ def pack_key(pack_no: int) -> bytes:
 
 def pack_no_of_key(key: bytes) -> int:
     return int(_PACK_KEY.unpack(key[1:])[0])
+
+
+def drop_key(pack_no: int) -> bytes:
+    return GC_DROP_PREFIX + _PACK_KEY.pack(pack_no)
+
+
+def pack_no_of_drop_key(key: bytes) -> int:
+    return int(_PACK_KEY.unpack(key[2:])[0])
 
 
 def encode_pack_len(n: int) -> bytes:

@@ -20,6 +20,7 @@ import plyvel
 from protocol import BlobId
 
 from . import _index as ix
+from ._drops import finish_pack_drops
 from ._errors import CorruptBlob, FormatError, HomeError
 from ._home import HomePaths
 from ._identity import read_identity
@@ -67,6 +68,8 @@ def repair_index(home: HomePaths, passphrase: str) -> RepairReport:
             if raw is None:
                 raise FormatError("the store metadata record is lost; the store cannot be repaired")
             StoreMeta.decode(raw)
+            # A pack gc was deleting holds no live blob: finish, never re-adopt it.
+            finish_pack_drops(root / "packs", db)
             return _rebuild(root, db, keys.metadata, identity)
         finally:
             db.close()

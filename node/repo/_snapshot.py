@@ -20,6 +20,7 @@ from protocol import BlobId
 
 from . import _index as ix
 from ._errors import FormatError, RepoError
+from ._holds import check_not_held
 from ._pack import BlobKind
 from ._repository import Repository
 from ._seal import Sealer
@@ -169,5 +170,11 @@ def resolve_snapshot(repo: Repository, ref: str, snaps: list[Snapshot] | None = 
 
 
 def delete_snapshot_record(repo: Repository, snap_id: BlobId) -> None:
-    """Remove a snapshot from the index (its blobs become garbage for gc)."""
-    repo.store.put_records([(ix.SNAPSHOT_PREFIX + bytes(snap_id), None)])
+    """Remove a snapshot from the index (its blobs become garbage for gc).
+
+    Raises:
+        SnapshotHeld: an active hold protects it (checked here, so no caller can skip it).
+    """
+    with repo.store.pins.lock:  # one step with respect to set_hold
+        check_not_held(repo.store, snap_id)
+        repo.store.put_records([(ix.SNAPSHOT_PREFIX + bytes(snap_id), None)])

@@ -24,6 +24,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ from protocol import BlobId, blob_id_of
 
 from . import _index as ix
 from ._chunker import ChunkerParams
+from ._drops import drop_pack, finish_pack_drops
 from ._errors import BlobNotFound, CorruptBlob, FormatError, RepoError, StoreFull
 from ._fsutil import fsync_dir
 from ._lock import OwnerLock
@@ -51,10 +53,12 @@ from ._pack import (
     entry_header,
     file_header,
     pack_name,
+    parse_entry_header,
     parse_pack_name,
     read_file_header,
     scan_pack,
 )
+from ._pins import PinRegistry, PinSet
 
 STORE_FORMAT = "shadowvault-store"
 STORE_VERSION = 1
@@ -173,8 +177,12 @@ class Store:
         self._db = db
         self._lock = lock
         self._packs_dir = root / "packs"
-        self._read_fds: dict[int, int] = {}
+        # pack -> [fd, readers in flight, retired]: gc may delete a pack while a reader
+        # holds its fd; the fd is closed when the last such reader is done.
+        self._read_fds: dict[int, list[int]] = {}
         self._read_fds_lock = threading.Lock()
+        self._pack_alloc_lock = threading.Lock()
+        self.pins = PinRegistry()
         self._appender = _Appender(self)
         self.recovery = RecoveryReport()
         self.damaged_pack_records: list[bytes] = []
@@ -263,8 +271,8 @@ class Store:
         finally:
             self._closed = True
             with self._read_fds_lock:
-                for fd in self._read_fds.values():
-                    os.close(fd)
+                for slot in self._read_fds.values():
+                    os.close(slot[0])
                 self._read_fds.clear()
             self._db.close()
             self._lock.release()
@@ -314,23 +322,60 @@ class Store:
     def read_at(self, blob_id: bytes, loc: ix.BlobLocation, *, verify: bool = True) -> bytes:
         """Like ``read`` for a location already looked up (used by check and restore)."""
         try:
-            fd = self._read_fd(loc.pack)
-            data = os.pread(fd, loc.stored_len, loc.offset)
+            data = self._pread(loc)
         except FileNotFoundError as exc:
-            raise CorruptBlob(blob_id, "its pack file is missing", loc.pack) from exc
+            # gc may have moved the blob to a new pack and deleted the old one since the
+            # caller looked it up: look again once.
+            fresh = None
+            with contextlib.suppress(RepoError):
+                fresh = self.location(blob_id)
+            if fresh is None or fresh == loc:
+                raise CorruptBlob(blob_id, "its pack file is missing", loc.pack) from exc
+            loc = fresh
+            try:
+                data = self._pread(loc)
+            except FileNotFoundError as exc2:
+                raise CorruptBlob(blob_id, "its pack file is missing", loc.pack) from exc2
         if len(data) != loc.stored_len:
             raise CorruptBlob(blob_id, "its pack file is truncated", loc.pack)
         if verify and blob_id_of(data) != blob_id:
             raise CorruptBlob(blob_id, "bytes do not match the blob id", loc.pack)
         return data
 
-    def _read_fd(self, pack_no: int) -> int:
+    def _pread(self, loc: ix.BlobLocation) -> bytes:
         with self._read_fds_lock:
-            fd = self._read_fds.get(pack_no)
-            if fd is None:
-                fd = os.open(self._packs_dir / pack_name(pack_no), os.O_RDONLY)
-                self._read_fds[pack_no] = fd
-            return fd
+            slot = self._read_fds.get(loc.pack)
+            if slot is None:
+                fd = os.open(self._packs_dir / pack_name(loc.pack), os.O_RDONLY)
+                slot = self._read_fds[loc.pack] = [fd, 0, 0]
+            slot[1] += 1
+        try:
+            return os.pread(slot[0], loc.stored_len, loc.offset)
+        finally:
+            with self._read_fds_lock:
+                slot[1] -= 1
+                if slot[2] and not slot[1]:
+                    os.close(slot[0])
+
+    def entry_dedup_key(self, loc: ix.BlobLocation) -> bytes | None:
+        """The dedup key in a blob's entry header (None if it has none or is unreadable)."""
+        at = loc.offset - ENTRY_HEADER.size
+        try:
+            head = self._pread(ix.BlobLocation(loc.pack, at, ENTRY_HEADER.size, 0, loc.kind))
+        except OSError:
+            return None
+        entry = parse_entry_header(head, at)
+        return None if isinstance(entry, ScanStop) else entry.dedup_key
+
+    def forget_pack_fd(self, pack_no: int) -> None:
+        """Stop reading a pack that is being deleted (its fd closes after its readers)."""
+        with self._read_fds_lock:
+            slot = self._read_fds.pop(pack_no, None)
+            if slot is not None:
+                if slot[1]:
+                    slot[2] = 1
+                else:
+                    os.close(slot[0])
 
     def lookup_dedup(self, key: bytes) -> BlobId | None:
         """The blob holding the plaintext with this dedup key, if stored."""
@@ -344,6 +389,11 @@ class Store:
         # A dedup entry is only as good as the blob it names: a blob removed by gc or
         # damaged index must lead to a fresh seal, not to a dangling reference.
         return blob_id if self.has(blob_id) else None
+
+    def index_dedup(self, pairs: list[tuple[bytes, BlobId]]) -> None:
+        """Record (dedup key, blob id) pairs for blobs stored without their key (our own
+        chunks fetched back from peers), so that backups deduplicate against them."""
+        self.put_records([(ix.dedup_key(key), bytes(blob_id)) for key, blob_id in pairs])
 
     def iter_blobs(self) -> Iterator[tuple[BlobId, ix.BlobLocation | None]]:
         """Every committed blob with its location (None where the record is damaged)."""
@@ -408,14 +458,86 @@ class Store:
     def writer(self) -> Iterator[BlobWriter]:
         """A write session. On a clean exit everything it wrote is durable and indexed.
 
+        Every blob the session writes or finds through ``BlobWriter.lookup_dedup`` is
+        pinned (gc spares it) until the session ends (``_pins``).
+
         Cancellation: on an exception the session still commits the whole blobs it
         appended (they are valid; unreferenced ones are garbage for gc) and re-raises.
         """
-        session = BlobWriter(self._appender)
+        with self.pins.session(self._appender.position()) as pins:
+            session = BlobWriter(self._appender, pins)
+            try:
+                yield session
+            finally:
+                self._appender.flush(wait=True)
+
+    def pin_snapshot(self, pins: PinSet, snapshot_id: bytes) -> bool:
+        """Pin a snapshot and all it reaches; False if it is gone (forgotten) already."""
+        with self.pins.lock:
+            return pins.add_root(
+                snapshot_id, self._db.get(ix.SNAPSHOT_PREFIX + bytes(snapshot_id)) is not None
+            )
+
+    def create_pack(self) -> tuple[int, int]:
+        """Allocate the next pack number, create the pack with its header; (number, fd).
+
+        The fd is open for appending. The directory entry is durable on return (an index
+        entry may name the pack from then on).
+
+        Raises:
+            StoreFull: no space for the new file.
+        """
+        with self._pack_alloc_lock:
+            known = set(self.pack_files()) | set(self.committed_packs())
+            pack_no = max(known, default=0) + 1
+            path = self.pack_path(pack_no)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         try:
-            yield session
-        finally:
+            os.write(fd, file_header(pack_no))
+        except OSError as exc:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreFull("disk full while creating a pack; free space and retry") from exc
+            raise
+        fsync_dir(self._packs_dir)
+        return pack_no, fd
+
+    def drop_pack(self, pack_no: int) -> int:
+        """Delete a pack that holds no live blob, crash-safely (``_drops``); its size."""
+        self.forget_pack_fd(pack_no)
+        return drop_pack(self._packs_dir, self._db, pack_no)
+
+    def settled_packs(self) -> tuple[dict[int, int], int]:
+        """(committed pack lengths, the pack being appended to or -1), for gc.
+
+        The appender's batch and any flush still in flight for a pack it just closed are
+        committed first, under its lock: every other pack's length record is then final
+        (a closed pack never grows), which gc relies on to delete or rewrite it.
+        """
+        with self._appender._lock:
             self._appender.flush(wait=True)
+            return self.committed_packs(), self._appender._pack_no
+
+    def pack_length(self, pack_no: int) -> int | None:
+        """A pack's committed length as recorded now (None if it has no record)."""
+        raw = self._db.get(ix.pack_key(pack_no))
+        try:
+            return None if raw is None else ix.decode_pack_len(raw)
+        except ValueError:
+            return None
+
+    def write_batch(self, sync: bool = True) -> Any:
+        """A raw LevelDB write batch (for gc, inside ``node.repo`` only)."""
+        return self._db.write_batch(sync=sync)
+
+    def raw_get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def raw_iter(self, prefix: bytes) -> Any:
+        """A LevelDB iterator over ``prefix`` (a consistent snapshot of the index)."""
+        return self._db.iterator(prefix=prefix)
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -427,9 +549,27 @@ class Store:
                 end = max(end, loc.offset + loc.stored_len)
         return end
 
+    def _replaces(self, entry: PackEntry, pack_no: int) -> bool:
+        """True if an unindexed tail entry is a replacement whose index commit a crash
+        cut off: the indexed copy of the same id no longer reads back (healing appends a
+        good copy of a corrupt blob, then repoints the index; see ``BlobWriter.put``)."""
+        try:
+            loc = self.location(entry.blob_id)
+            if loc.pack == pack_no and loc.offset == entry.offset:
+                return False
+            self.read_at(entry.blob_id, loc)
+        except (BlobNotFound, CorruptBlob):
+            return True
+        return False
+
     def _recover(self) -> RecoveryReport:
         """Cut torn pack tails and index whole blobs that a crash left unindexed."""
         report = RecoveryReport()
+        # First finish what an interrupted gc was deleting: those packs hold no live
+        # blob, and re-indexing them would bring swept garbage back. Its mark set
+        # (a scratch LevelDB) is of no use any more either.
+        finish_pack_drops(self.root / "packs", self._db)
+        shutil.rmtree(self.root / "gc-mark", ignore_errors=True)
         committed = self.committed_packs()
         for key in self.damaged_pack_records:
             report.rebuilt_pack_records.append(ix.pack_no_of_key(key))
@@ -469,7 +609,9 @@ class Store:
                 os.fdatasync(fd)
                 with self._db.write_batch(sync=True) as batch:
                     for e in entries:
-                        if self._db.get(ix.blob_key(e.blob_id)) is None:
+                        if self._db.get(ix.blob_key(e.blob_id)) is None or (
+                            self._replaces(e, pack_no)
+                        ):
                             loc = ix.BlobLocation(
                                 pack_no, e.offset, e.stored_len, e.plain_len, e.kind
                             )
@@ -487,8 +629,9 @@ class Store:
 class BlobWriter:
     """The write capability of one ``Store.writer()`` session; ``put`` is thread-safe."""
 
-    def __init__(self, appender: _Appender) -> None:
+    def __init__(self, appender: _Appender, pins: PinSet) -> None:
         self._appender = appender
+        self.pins = pins
         self._count_lock = threading.Lock()
         self.blobs_written = 0
         self.bytes_written = 0
@@ -500,6 +643,7 @@ class BlobWriter:
         plain_len: int,
         dedup_key: bytes | None = None,
         blob_id: BlobId | None = None,
+        replace: bool = False,
     ) -> BlobId:
         """Append a sealed blob (unless already stored) and return its id.
 
@@ -509,13 +653,18 @@ class BlobWriter:
             plain_len: plaintext length in bytes (0 when unknown, for peers' blobs).
             dedup_key: the keyed hash of the plaintext, for the owner's own data.
             blob_id: the id if the caller computed it already.
+            replace: append even if the id is indexed, and point the index at the new
+                copy (healing: the old copy is corrupt). The caller must have checked
+                the bytes against the id. The old bytes stay in their pack, unreferenced.
 
         Raises:
             StoreFull: the disk is full; this blob was not stored.
             RepoError: an earlier background flush failed; the session is unusable.
         """
         bid = blob_id if blob_id is not None else blob_id_of(sealed)
-        if self._appender.append(bid, sealed, kind, plain_len, dedup_key):
+        # A new blob lands above this session's watermark (pinned); one already stored
+        # is pinned by id inside the append, in one step with its existence check.
+        if self._appender.append(bid, sealed, kind, plain_len, dedup_key, self.pins, replace):
             with self._count_lock:  # sessions may be fed from several threads
                 self.blobs_written += 1
                 self.bytes_written += len(sealed)
@@ -524,6 +673,25 @@ class BlobWriter:
     def flush(self) -> None:
         """Make everything appended so far durable and indexed."""
         self._appender.flush(wait=True)
+
+    def lookup_dedup(self, key: bytes) -> BlobId | None:
+        """Like ``Store.lookup_dedup``, and pins a hit for the rest of the session.
+
+        The lookup and the pin are one step for gc (under the pin lock): a hit is never
+        a blob that gc is deleting.
+        """
+        store = self._appender._store
+        with store.pins.lock:
+            hit = store.lookup_dedup(key)
+            if hit is not None:
+                loc = store.location(hit)
+                if (loc.pack, loc.offset) < self.pins.watermark:
+                    self.pins.blobs.add(bytes(hit))  # older than the session: pin by id
+            return hit
+
+    def pin_snapshot(self, snapshot_id: bytes) -> bool:
+        """Pin a snapshot this session reuses (see ``Store.pin_snapshot``)."""
+        return self._appender._store.pin_snapshot(self.pins, snapshot_id)
 
 
 class _Appender:
@@ -555,15 +723,17 @@ class _Appender:
         kind: BlobKind,
         plain_len: int,
         dedup_key: bytes | None,
+        pins: PinSet | None = None,
+        replace: bool = False,
     ) -> bool:
         with self._lock:
             if self._failed is not None:
                 self._raise_failed()
             # With a dedup key the caller has looked the content up already, and a fresh
             # random nonce makes an existing blob with this id impossible: skip the get.
-            if blob_id in self.pending or (
-                dedup_key is None and self._store._db.get(ix.blob_key(blob_id)) is not None
-            ):
+            # A replacement is appended whatever is indexed: the index batch of its flush
+            # overwrites the old location (the later put of the batch wins).
+            if not replace and self._stored(blob_id, dedup_key, pins):
                 if dedup_key is not None and dedup_key not in self.pending_dedup:
                     self._batch_items.append((blob_id, None, dedup_key))
                     self.pending_dedup[dedup_key] = blob_id
@@ -599,25 +769,32 @@ class _Appender:
                 self.flush(wait=False)
             return True
 
+    def _stored(self, blob_id: BlobId, dedup_key: bytes | None, pins: PinSet | None) -> bool:
+        """True if the blob is stored already; then it is pinned for ``pins``, in one step
+        with the check (under the pin lock, as gc deletes), since it may predate the
+        session's watermark."""
+        if blob_id not in self.pending and dedup_key is not None:
+            return False
+        with self._store.pins.lock:
+            found = blob_id in self.pending or self._store._db.get(ix.blob_key(blob_id)) is not None
+            if found and pins is not None:
+                pins.blobs.add(bytes(blob_id))
+            return found
+
+    def position(self) -> tuple[int, int]:
+        """Where the next blob will be appended: every later blob lies at or above this."""
+        with self._lock:
+            if self._fd >= 0:
+                return self._pack_no, self._offset
+            known = set(self._store.pack_files()) | set(self._store.committed_packs())
+            return max(known, default=0) + 1, 0
+
     def _roll(self) -> None:
         """Close the current pack (flushing it) and start the next one."""
         if self._fd >= 0:
             self.flush(wait=False, close_fd=True)
-        packs = self._store.pack_files()
-        known = set(packs) | set(self._store.committed_packs())
-        self._pack_no = max(known, default=0) + 1
-        path = self._store.pack_path(self._pack_no)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, file_header(self._pack_no))
-        except OSError as exc:
-            os.close(fd)
-            path.unlink(missing_ok=True)
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise StoreFull("disk full while creating a pack; free space and retry") from exc
-            raise
-        # The new pack's directory entry must be durable before any index entry names it.
-        fsync_dir(self._store.root / "packs")
+        # The new pack's directory entry is durable before any index entry names it.
+        self._pack_no, fd = self._store.create_pack()
         self._fd = fd
         self._offset = FILE_HEADER.size
         self._dirty = FILE_HEADER.size
@@ -702,7 +879,8 @@ class _FlushJob:
                 os.close(self.fd)
         # Only now may readers stop seeing these in the pending maps.
         for blob_id, loc, dedup in self.items:
-            if loc is not None:
+            # A replacement appended since (healing) stays pending until its own commit.
+            if loc is not None and self.appender.pending.get(blob_id) == loc:
                 self.appender.pending.pop(blob_id, None)
             if dedup is not None:
                 self.appender.pending_dedup.pop(dedup, None)

@@ -14,6 +14,9 @@ Usage: ``python store_child.py MODE HOME [ARGS...]`` with the passphrase in
     that the index does not name yet, at a known place.
 ``hold HOME``
     Open the store, print ``ready <pid>``, and keep it open until stdin reaches EOF.
+``gc HOME``
+    Open the store with small packs, print ``ready``, run gc (rewriting every pack less
+    than 90 % live) printing each phase it finishes, then ``done``. Meant to be SIGKILLed.
 
 Not collected by pytest (no ``test_`` prefix); the parent imports ``plaintext`` from here.
 """
@@ -124,6 +127,20 @@ def hold() -> None:
     repo.close()
 
 
+def gc() -> None:
+    import node.repo._gc as gc_module
+    from node.repo import collect_garbage
+
+    # Small packs and small sweep batches: many commits, so a kill lands between them.
+    store_module.PACK_TARGET_SIZE = 48 * KiB
+    gc_module._SWEEP_BATCH = 16
+    repo = _open()
+    _say("ready\n")
+    collect_garbage(repo, rewrite_below=0.9, on_phase=lambda phase: _say(phase + "\n"))
+    _say("done\n")
+    repo.close()
+
+
 def main() -> None:
     mode = sys.argv[1]
     if mode == "loop":
@@ -132,6 +149,8 @@ def main() -> None:
         tail(int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
     elif mode == "hold":
         hold()
+    elif mode == "gc":
+        gc()
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -1,0 +1,69 @@
+"""Operations that reach the mesh from a job's worker thread: restore with the missing
+blobs fetched from peers first, and ``check --repair`` healing from peers.
+
+The work runs in a thread started by trio; ``trio.from_thread.run`` hands the async mesh
+calls back to the event loop and waits for them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import structlog
+import trio
+
+from node.ops import CheckRequest, Progress, RestoreRequest
+from node.p2p import fetch_snapshot, heal_problems, missing_blobs
+from node.repo import Problem, resolve_snapshot
+
+from ._context import NodeContext
+
+log = structlog.get_logger("shadowvault.jobs")
+
+
+def restore_from_anywhere(
+    ctx: NodeContext, request: RestoreRequest, progress: Progress | None
+) -> dict[str, Any]:
+    """Restore; blobs this node lacks (after a recovery, or lost) come from peers first.
+
+    What no peer can supply fails only the files that need it, each named, as a damaged
+    blob does.
+    """
+    repo = ctx.repo
+    snap = resolve_snapshot(repo, request.snapshot)
+    fetched = 0
+    if ctx.mesh is not None and missing_blobs(repo, snap):
+        assert snap.id is not None
+        report = trio.from_thread.run(
+            partial(fetch_snapshot, ctx.mesh, repo, snap.id, verify=False)
+        )
+        fetched = report.fetched
+        log.info("fetched from peers", snapshot=snap.short_id, blobs=fetched, ok=report.ok)
+    result = ctx.control.restore(request, progress)
+    result["fetched_from_peers"] = fetched
+    return result
+
+
+def check_and_repair(
+    ctx: NodeContext, request: CheckRequest, progress: Progress | None
+) -> dict[str, Any]:
+    """Check; with ``repair``, fetch every corrupt or missing blob from peers, check again."""
+    first = ctx.control.check(request, progress)
+    if not request.repair or first["ok"]:
+        return first
+    if ctx.mesh is None:
+        first["repair"] = {"healed": 0, "unavailable": [], "note": "no mesh: nothing to heal from"}
+        return first
+    problems = [
+        Problem(p["what"], p["detail"], p.get("blob"), p.get("pack")) for p in first["problems"]
+    ]
+    healed = trio.from_thread.run(partial(heal_problems, ctx.mesh, ctx.repo, problems))
+    second = ctx.control.check(request, progress)
+    second["repair"] = {
+        "found": len(first["problems"]),
+        "healed": len(healed.healed),
+        "unavailable": [m.blob_id.hex() for m in healed.unavailable],
+        "skipped": [why for _, why in healed.skipped],
+    }
+    return second

@@ -1,0 +1,58 @@
+"""Forget, gc, holds and the audit log. Destructive or protective: admin only (reading
+holds: viewer)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from node.ops import ForgetRequest, GcRequest, HoldRequest
+
+from ._context import NodeContext
+
+
+def router(ctx: NodeContext) -> APIRouter:
+    api = APIRouter(prefix="/api/v1", tags=["retention"])
+    viewer, admin = ctx.role("viewer"), ctx.role("admin")
+
+    @api.post("/forget", status_code=202, dependencies=[admin])
+    async def forget(request: ForgetRequest) -> dict[str, Any]:
+        """Start a forget job (by policy or ids; held snapshots stay; ``prune``: gc after)."""
+        job = ctx.jobs.start(
+            "forget",
+            request.model_dump(),
+            lambda progress: ctx.control.forget(request, progress),
+            exclusive=True,
+        )
+        return job.as_dict()
+
+    @api.post("/gc", status_code=202, dependencies=[admin])
+    async def gc(request: GcRequest) -> dict[str, Any]:
+        """Start a gc job (safe beside running backups and replication)."""
+        job = ctx.jobs.start(
+            "gc", request.model_dump(), lambda progress: ctx.control.gc(request, progress)
+        )
+        return job.as_dict()
+
+    @api.post("/holds", dependencies=[admin])
+    async def hold(request: HoldRequest) -> dict[str, Any]:
+        """Hold a snapshot until a date (extend only), or release its hold."""
+        return await ctx.in_thread(ctx.control.hold, request)
+
+    @api.get("/holds", dependencies=[viewer])
+    async def holds() -> list[dict[str, Any]]:
+        """Every hold, active or expired."""
+        return await ctx.in_thread(ctx.control.holds)
+
+    @api.get("/audit", dependencies=[admin])
+    async def audit(since_ns: int | None = None) -> list[dict[str, Any]]:
+        """The signed, hash-chained audit log (from ``since_ns`` on)."""
+        return await ctx.in_thread(ctx.control.audit, since_ns)
+
+    @api.get("/audit/verify", dependencies=[admin])
+    async def audit_verify() -> dict[str, Any]:
+        """Check every entry's signature, the chain and the head."""
+        return await ctx.in_thread(ctx.control.audit_verify)
+
+    return api

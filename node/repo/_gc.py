@@ -1,0 +1,545 @@
+"""Garbage collection: mark from every kept snapshot, sweep the rest, rewrite sparse packs.
+
+Mark. The roots are every snapshot record in the index, the snapshots pinned by
+operations in flight (a backup's parent), and ``extra_roots`` (the mesh passes the
+blobs of the owners this node stores for: their manifests and FOREIGN blobs). Every
+blob they reach goes into a *temporary LevelDB* beside the store (``gc-mark/``), not a
+Python set: memory stays flat in the number of blobs (the walk's only in-memory state
+is its stack and the trees of the current 20 000-key batch), and LevelDB keeps the keys
+sorted, which the sweep uses. A sorted file would need an external sort; a Bloom
+filter would spare random garbage. A tree that cannot be read stops gc before it
+deletes anything: what that tree references is unknown, so nothing may go.
+
+Sweep. The blob index and the mark set are both sorted by blob id, so one merge pass
+over two iterators finds the unmarked blobs, with no random look-ups. Unmarked blobs
+still pinned by a write session (``_pins``), or in a pack newer than ``grace`` or
+created since gc started, are spared; the rest leave the index in batches, each
+committed under the pin lock after checking the pins. Their dedup records are deleted
+when compaction drops their entries.
+A swept blob's bytes stay in its pack inside the pack's committed length, where
+recovery never looks, so it cannot come back on the next open.
+
+Compact. A pack with no live blob is deleted; one whose live share is below
+``rewrite_below`` has its live blobs copied into a new pack (fdatasync, then one index
+batch moves them), and only then is the old pack deleted (``_drops``: an intent record
+first, so a crash cannot bring its garbage back). Packs are done one at a time, so the
+extra disk needed is at most one pack's live bytes. The pack the appender is writing
+into is never rewritten.
+
+A gc killed at any point leaves a valid store: every index change is one synced batch
+that names only durable bytes, in an order where each live blob is indexed somewhere at
+every moment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import plyvel
+
+from protocol import BlobId, blob_id_of
+
+from . import _index as ix
+from ._errors import RepoError
+from ._pack import ENTRY_HEADER, FILE_HEADER, ScanStop, entry_header, scan_pack_bodies
+from ._repository import Repository
+from ._snapshot import load_snapshot
+from ._store import Store
+from ._tree import DIR, FILE
+from ._walk import load_tree
+
+MARK_DIR = "gc-mark"
+DEFAULT_REWRITE_BELOW = 0.5
+"""Rewrite a pack when less than half of its bytes are live: each rewrite then frees at
+least as much as it copies."""
+_MARK_BATCH = 20_000
+_SWEEP_BATCH = 4_096
+
+_running = threading.Lock()  # one gc per process (and one process owns the store)
+
+
+class GcError(RepoError):
+    """gc stopped before deleting anything (unreadable snapshot or tree, gc running)."""
+
+
+@dataclass
+class GcReport:
+    """What a gc found and did. Byte counts include the 80-byte entry headers."""
+
+    dry_run: bool = False
+    snapshots: int = 0
+    pinned_snapshots: int = 0
+    extra_roots: int = 0
+    blobs_total: int = 0
+    blobs_live: int = 0
+    blobs_removed: int = 0
+    bytes_removed: int = 0
+    """Stored bytes of the blobs swept from the index."""
+    spared_pinned: int = 0
+    spared_grace: int = 0
+    packs_total: int = 0
+    packs_deleted: int = 0
+    """Packs deleted, rewritten ones included."""
+    packs_rewritten: int = 0
+    bytes_copied: int = 0
+    bytes_freed: int = 0
+    """Disk space given back: deleted packs minus the bytes copied into new ones."""
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PhaseHook = Callable[[str], None]
+
+
+def collect_garbage(
+    repo: Repository,
+    *,
+    extra_roots: Iterable[bytes] = (),
+    grace_s: float = 0.0,
+    dry_run: bool = False,
+    rewrite_below: float = DEFAULT_REWRITE_BELOW,
+    on_phase: PhaseHook | None = None,
+) -> GcReport:
+    """Remove every blob no kept snapshot, pin or extra root needs; see the module doc.
+
+    Args:
+        repo: an open repository; backups and replication may run at the same time.
+        extra_roots: blob ids to keep besides what own snapshots reach (foreign
+            owners' manifests and blobs, fed by the mesh); iterated once.
+        grace_s: also spare blobs in packs written within this many seconds.
+        dry_run: count what would go, change nothing.
+        rewrite_below: rewrite packs whose live share is below this (0 disables).
+        on_phase: called with "marked", "swept", "compacted" (tests, progress).
+
+    Returns:
+        The report.
+
+    Raises:
+        GcError: another gc runs, or a kept snapshot or tree cannot be read (nothing
+            was deleted).
+        RepoError, StoreFull: the store failed; what was done so far is consistent.
+    """
+    if not _running.acquire(blocking=False):
+        raise GcError("a gc is already running on this store")
+    started = time.monotonic()
+    report = GcReport(dry_run=dry_run)
+    store = repo.store
+    try:
+        with store.pins.gc_window():
+            packs_at_start, open_pack = store.settled_packs()
+            report.packs_total = len(packs_at_start)
+            spare_packs = {open_pack} if grace_s > 0 else set()
+            if grace_s > 0:
+                cut = time.time() - grace_s
+                for no, path in store.pack_files().items():
+                    try:
+                        if path.stat().st_mtime >= cut:
+                            spare_packs.add(no)
+                    except FileNotFoundError:
+                        continue
+            mark_path = store.root / MARK_DIR
+            shutil.rmtree(mark_path, ignore_errors=True)
+            marks = plyvel.DB(
+                str(mark_path), create_if_missing=True, compression=None, write_buffer_size=8 << 20
+            )
+            try:
+                with store.pins.lock:  # the snapshot list and the root pins at one moment
+                    snaps = [
+                        BlobId(k[1:])
+                        for k, _ in store.iter_records(ix.SNAPSHOT_PREFIX)
+                        if len(k) == 33
+                    ]
+                    pinned = [BlobId(r) for r in store.pins.roots()]
+                report.snapshots = len(snaps)
+                report.pinned_snapshots = len(pinned)
+                _mark(repo, marks, snaps + pinned, extra_roots, report)
+                if on_phase:
+                    on_phase("marked")
+                live = _sweep(store, marks, packs_at_start, spare_packs, report, dry_run)
+                if on_phase:
+                    on_phase("swept")
+            finally:
+                marks.close()
+                shutil.rmtree(mark_path, ignore_errors=True)
+            if dry_run:
+                _estimate(packs_at_start, live, open_pack, rewrite_below, report)
+            else:
+                _compact(store, packs_at_start, live, open_pack, rewrite_below, report)
+                if on_phase:
+                    on_phase("compacted")
+        report.duration_s = round(time.monotonic() - started, 3)
+        if not dry_run:
+            store.put_records([(ix.GC_LAST_KEY, bytes(msgpack.packb(report.as_dict())))])
+        return report
+    finally:
+        _running.release()
+
+
+class _MarkSet:
+    """Blob ids written to the mark LevelDB in batches; ``seen`` also covers the batch."""
+
+    def __init__(self, db: plyvel.DB) -> None:
+        self._db = db
+        self._batch: Any = db.write_batch()
+        self._pending: set[bytes] = set()
+
+    def add(self, blob_id: bytes) -> None:
+        self._batch.put(bytes(blob_id), b"")
+        self._pending.add(bytes(blob_id))
+        if len(self._pending) >= _MARK_BATCH:
+            self.flush()
+
+    def seen(self, blob_id: bytes) -> bool:
+        return bytes(blob_id) in self._pending or self._db.get(bytes(blob_id)) is not None
+
+    def flush(self) -> None:
+        self._batch.write()
+        self._batch = self._db.write_batch()
+        self._pending.clear()
+
+
+def _mark(
+    repo: Repository,
+    db: plyvel.DB,
+    snapshots: list[BlobId],
+    extra_roots: Iterable[bytes],
+    report: GcReport,
+) -> None:
+    marks = _MarkSet(db)
+    for blob_id in extra_roots:
+        marks.add(blob_id)
+        report.extra_roots += 1
+    for snap_id in snapshots:
+        if marks.seen(snap_id):
+            continue
+        marks.add(snap_id)
+        try:
+            snap = load_snapshot(repo, snap_id)
+        except RepoError as exc:
+            raise GcError(
+                f"snapshot {snap_id.short} cannot be read ({exc}); gc deleted nothing. "
+                "Run `shadowvault check` and repair the store first"
+            ) from exc
+        stack = [snap.tree]
+        while stack:
+            tree_id = stack.pop()
+            if marks.seen(tree_id):
+                continue
+            marks.add(tree_id)
+            try:
+                chunks, subtrees = _tree_refs(repo, tree_id)
+            except RepoError as exc:
+                raise GcError(
+                    f"tree {tree_id.short} of snapshot {snap_id.short} cannot be read ({exc}); "
+                    "gc deleted nothing. Run `shadowvault check` and repair the store first"
+                ) from exc
+            for chunk in chunks:
+                marks.add(chunk)
+            stack.extend(subtrees)
+    marks.flush()
+
+
+def _tree_refs(repo: Repository, tree_id: BlobId) -> tuple[list[bytes], list[BlobId]]:
+    """The chunk and subtree ids a tree names.
+
+    Only the ids are read (the strict decoder, which builds every entry and checks its
+    name, was two thirds of gc's time); every id in any entry counts, a superset of what
+    a walk follows, which can only spare more. A tree the fast path cannot read goes
+    through ``load_tree``, whose error names the problem.
+    """
+    plain = repo.load(tree_id)
+    try:
+        doc = msgpack.unpackb(plain, raw=False, strict_map_key=False)
+        if not isinstance(doc, dict) or doc.get("v") != 1:
+            raise ValueError("not a version 1 tree")
+        chunks: list[bytes] = []
+        subtrees: list[BlobId] = []
+        for entry in doc["e"]:
+            listed = entry.get("c")
+            if listed:
+                chunks.extend(listed)
+            sub = entry.get("sub")
+            if sub is not None:
+                subtrees.append(BlobId(sub))
+        if any(type(c) is not bytes or len(c) != 32 for c in chunks):
+            raise ValueError("a chunk id is not 32 bytes")
+        return chunks, subtrees
+    except Exception:  # anything malformed: let the strict decoder say what
+        nodes = load_tree(repo, tree_id)  # raises RepoError with the exact problem
+        return (
+            [c for n in nodes if n.type == FILE for c in n.chunks],
+            [n.subtree for n in nodes if n.type == DIR and n.subtree is not None],
+        )
+
+
+def _sweep(
+    store: Store,
+    marks: plyvel.DB,
+    packs_at_start: dict[int, int],
+    spare_packs: set[int],
+    report: GcReport,
+    dry_run: bool,
+) -> dict[int, int]:
+    """Merge the index with the mark set; returns live bytes per pack."""
+    live: dict[int, int] = {}
+    marked = marks.iterator(include_value=False)
+    cur = next(marked, None)
+    batch: list[tuple[bytes, ix.BlobLocation]] = []
+    for key, raw in store.raw_iter(ix.BLOB_PREFIX):
+        blob_id = key[1:]
+        report.blobs_total += 1
+        while cur is not None and cur < blob_id:
+            cur = next(marked, None)
+        try:
+            loc = ix.BlobLocation.decode(raw)
+        except ValueError:
+            report.blobs_live += 1  # damaged record: never delete what we cannot place
+            continue
+        size = loc.stored_len + ENTRY_HEADER.size
+        if cur == blob_id:
+            live[loc.pack] = live.get(loc.pack, 0) + size
+            report.blobs_live += 1
+            continue
+        if loc.pack in spare_packs or loc.pack not in packs_at_start:
+            live[loc.pack] = live.get(loc.pack, 0) + size
+            report.blobs_live += 1
+            report.spared_grace += 1
+            continue
+        batch.append((blob_id, loc))
+        if len(batch) >= _SWEEP_BATCH:
+            _delete(store, batch, live, report, dry_run)
+            batch = []
+    _delete(store, batch, live, report, dry_run)
+    return live
+
+
+def _delete(
+    store: Store,
+    batch: list[tuple[bytes, ix.BlobLocation]],
+    live: dict[int, int],
+    report: GcReport,
+    dry_run: bool,
+) -> None:
+    if not batch:
+        return
+    # Dedup records are not touched here: reading each garbage blob's entry header for
+    # its dedup key was a third of gc's time. A dedup record naming a blob that is gone
+    # is ignored by every look-up, and compaction deletes the records of the entries it
+    # drops (it reads those headers anyway).
+    with store.pins.lock, store.write_batch(sync=True) as wb:
+        for blob_id, loc in batch:
+            size = loc.stored_len + ENTRY_HEADER.size
+            if store.pins.is_pinned(blob_id, (loc.pack, loc.offset)):
+                live[loc.pack] = live.get(loc.pack, 0) + size
+                report.blobs_live += 1
+                report.spared_pinned += 1
+                continue
+            report.blobs_removed += 1
+            report.bytes_removed += size
+            if not dry_run:
+                wb.delete(ix.blob_key(blob_id))
+
+
+def _estimate(
+    packs_at_start: dict[int, int],
+    live: dict[int, int],
+    open_pack: int,
+    rewrite_below: float,
+    report: GcReport,
+) -> None:
+    for no, length in packs_at_start.items():
+        if no == open_pack:
+            continue
+        body = max(length - FILE_HEADER.size, 0)
+        share = live.get(no, 0) / body if body else 0.0
+        if live.get(no, 0) == 0:
+            report.packs_deleted += 1
+            report.bytes_freed += length
+        elif share < rewrite_below:
+            report.packs_deleted += 1
+            report.packs_rewritten += 1
+            report.bytes_copied += live[no]
+            report.bytes_freed += length - live[no]
+
+
+class _PackOut:
+    """The pack(s) gc copies live blobs into; committed after each source pack."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._fd = -1
+        self.pack_no = -1
+        self._offset = 0
+        self._dirty: list[tuple[int, int, int, bool]] = []  # (fd, pack, length, close)
+        self.created: list[int] = []
+
+    def append(self, head: bytes, body: memoryview, stored_len: int) -> tuple[int, int]:
+        """Write one entry; returns (pack, offset of the blob)."""
+        from . import _store
+
+        size = len(head) + stored_len
+        if self._fd < 0 or self._offset + size > _store.PACK_TARGET_SIZE:
+            if self._fd >= 0:
+                self._dirty.append((self._fd, self.pack_no, self._offset, True))
+            self.pack_no, self._fd = self._store.create_pack()
+            self.created.append(self.pack_no)
+            self._offset = FILE_HEADER.size
+        written = os.writev(self._fd, [head, body])
+        if written != size:
+            raise RepoError(f"short write to pack {self.pack_no:08d}")
+        at = self._offset + len(head)
+        self._offset += size
+        return self.pack_no, at
+
+    def commit(
+        self,
+        moves: list[tuple[bytes, ix.BlobLocation]],
+        dead_dedup: list[bytes] = (),  # type: ignore[assignment]
+    ) -> None:
+        """fdatasync what was written, then move the index records (and delete the
+        dedup records of dropped entries) in one batch."""
+        dirty = [*self._dirty]
+        if self._fd >= 0:
+            dirty.append((self._fd, self.pack_no, self._offset, False))
+        for fd, _, _, _ in dirty:
+            os.fdatasync(fd)  # the copies are durable BEFORE the index names them
+        with self._store.write_batch(sync=True) as wb:
+            for blob_id, loc in moves:
+                wb.put(ix.blob_key(blob_id), loc.encode())
+            for key in dead_dedup:
+                wb.delete(ix.dedup_key(key))
+            for _, pack_no, length, _ in dirty:
+                wb.put(ix.pack_key(pack_no), ix.encode_pack_len(length))
+        for fd, _, _, close in self._dirty:
+            if close:
+                os.close(fd)
+        self._dirty = []
+
+    def close(self) -> None:
+        """Commit the length of what was written (no uncommitted tail that recovery could
+        re-index later), then close."""
+        try:
+            if self._fd >= 0 or self._dirty:
+                self.commit([])
+        finally:
+            for fd, _, _, _ in self._dirty:
+                os.close(fd)
+            self._dirty = []
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+def _compact(
+    store: Store,
+    packs_at_start: dict[int, int],
+    live: dict[int, int],
+    open_pack: int,
+    rewrite_below: float,
+    report: GcReport,
+) -> None:
+    out = _PackOut(store)
+    try:
+        for no, length in sorted(packs_at_start.items()):
+            if no == open_pack:
+                continue
+            body = max(length - FILE_HEADER.size, 0)
+            kept = live.get(no, 0)
+            if kept and (not body or kept / body >= rewrite_below):
+                continue
+            if store.pack_length(no) != length:
+                continue  # changed since gc started (never expected): leave it alone
+            copied = _rewrite(store, no, length, out)
+            if copied is None:
+                continue  # damaged: left for check and repair to report
+            report.bytes_copied += copied
+            if kept:
+                report.packs_rewritten += 1
+            report.packs_deleted += 1
+            report.bytes_freed += store.drop_pack(no)
+    finally:
+        out.close()
+    report.bytes_freed -= report.bytes_copied
+
+
+def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut) -> int | None:
+    """Copy the blobs of a pack that the index still places there; bytes copied.
+
+    None if the pack is damaged or a live blob does not match its id (then nothing is
+    moved and the pack stays).
+    """
+    try:
+        fd = os.open(store.pack_path(pack_no), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    moves: list[tuple[bytes, ix.BlobLocation]] = []
+    dead_dedup: list[bytes] = []
+    copied = 0
+    try:
+        for item in scan_pack_bodies(fd, FILE_HEADER.size, length, block=4 << 20):
+            if isinstance(item, ScanStop):
+                return None
+            entry, body = item
+            raw = store.raw_get(ix.blob_key(entry.blob_id))
+            if raw is None:
+                # Swept: its dedup record goes with the pack (if it still names it).
+                if (
+                    entry.dedup_key is not None
+                    and store.raw_get(ix.dedup_key(entry.dedup_key)) == entry.blob_id
+                ):
+                    dead_dedup.append(entry.dedup_key)
+                    if len(dead_dedup) >= _SWEEP_BATCH:  # memory stays flat per pack
+                        _delete_dedup(store, dead_dedup)
+                        dead_dedup = []
+                continue
+            loc = ix.BlobLocation.decode(raw)
+            if loc.pack != pack_no or loc.offset != entry.offset:
+                continue  # garbage, or a stale copy of a blob that lives elsewhere
+            if blob_id_of(body) != entry.blob_id:
+                return None
+            head = entry_header(
+                entry.blob_id, entry.dedup_key, entry.stored_len, entry.plain_len, entry.kind
+            )
+            new_pack, at = out.append(head, body, entry.stored_len)
+            moves.append(
+                (
+                    bytes(entry.blob_id),
+                    ix.BlobLocation(new_pack, at, loc.stored_len, loc.plain_len, loc.kind),
+                )
+            )
+            copied += entry.stored_len + ENTRY_HEADER.size
+            if len(moves) >= _SWEEP_BATCH:
+                # Commit as we go (copies synced first): the old pack stays until all
+                # its live blobs are moved, so partial progress is always consistent.
+                out.commit(moves)
+                moves = []
+    finally:
+        os.close(fd)
+    if moves or dead_dedup:
+        out.commit(moves, dead_dedup)
+    return copied
+
+
+def _delete_dedup(store: Store, keys: list[bytes]) -> None:
+    with store.write_batch(sync=False) as wb:  # advisory records: no sync needed
+        for key in keys:
+            wb.delete(ix.dedup_key(key))
+
+
+def last_gc(store: Store) -> dict[str, Any] | None:
+    """The report of the last gc that ran to the end, if any."""
+    raw = store.get_record(ix.GC_LAST_KEY)
+    if raw is None:
+        return None
+    doc: dict[str, Any] = msgpack.unpackb(raw)
+    return doc
