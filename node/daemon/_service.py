@@ -214,14 +214,20 @@ async def run_daemon(
             async with trio.open_nursery() as job_nursery:
                 await job_nursery.start(jobs.run)
                 await job_nursery.start(scheduler.run)
-                binds = await nursery.start(
-                    lambda task_status: serve(
-                        app,  # type: ignore[arg-type]
-                        api,
-                        shutdown_trigger=shutdown.wait,
-                        task_status=task_status,
-                    )
-                )
+                api_done = trio.Event()
+
+                async def serve_api(task_status: trio.TaskStatus[list[str]]) -> None:
+                    try:
+                        await serve(
+                            app,  # type: ignore[arg-type]
+                            api,
+                            shutdown_trigger=shutdown.wait,
+                            task_status=task_status,
+                        )
+                    finally:
+                        api_done.set()
+
+                binds = await nursery.start(serve_api)
                 url = _client_url(binds[0])
                 if cfg.metrics.enabled and not cfg.metrics.listen:
                     metrics_url = url + "/metrics"
@@ -238,7 +244,11 @@ async def run_daemon(
                     while jobs.active():
                         await trio.sleep(0.05)
                 job_nursery.cancel_scope.cancel()
-            nursery.cancel_scope.deadline = trio.current_time() + api.graceful_timeout + 1
+            # The API finishes the requests in flight (graceful timeout); then the rest of
+            # the nursery (signal watcher, metrics listener, gauge refreshes) is stopped.
+            with trio.move_on_after(api.graceful_timeout + 1):
+                await api_done.wait()
+            nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(repo.close)

@@ -30,18 +30,10 @@ def live(populated: Any, daemon_for_module: Any, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="module")
-def daemon_for_module(request: pytest.FixtureRequest) -> Iterator[Any]:
-    started: list[Any] = []
-    daemon_cls = request.getfixturevalue("daemon_class")
-
-    def start(node: Any) -> Any:
-        d = daemon_cls(node)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.stop()
+def daemon_for_module(daemon_pool_class: Any) -> Iterator[Any]:
+    pool = daemon_pool_class()
+    yield pool.start
+    pool.stop_all()
 
 
 @pytest.fixture(scope="module")
