@@ -130,13 +130,15 @@ async def run_daemon(
     passphrase: str,
     cfg: NodeConfig,
     *,
+    config_view: list[tuple[str, Any, str]] | None = None,
     shutdown: trio.Event,
     handle_signals: bool = True,
     task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the daemon until ``shutdown`` is set (or a signal arrives).
 
-    ``cfg`` is the validated config (flags > env > file > defaults). Calls
+    ``cfg`` is the validated config (flags > env > file > defaults); ``config_view`` its
+    leaves with their sources, secrets masked, for ``GET /api/v1/config``. Calls
     ``task_status.started`` with ``{"peer_id", "api", "addrs", "metrics"}`` once serving.
 
     Raises:
@@ -159,6 +161,7 @@ async def run_daemon(
             jobs=jobs,
             info={"peer_id": peer_id, "version": VERSION, "pid": os.getpid()},
             shutdown=shutdown,
+            config_view=config_view or [],
         )
         jobs.on_start.append(job_started)
         jobs.on_finish.append(job_finished)
@@ -181,7 +184,7 @@ async def run_daemon(
         def token_ok(token: str) -> bool:
             return ctx.verifier.check(token) is not None
 
-        app = create_app(ctx)
+        app = create_app(ctx, cors_origins=cfg.api.cors_origins)
         install_metrics(app, cfg.metrics, token_ok)
         api = Config()
         api.bind = [cfg.api.listen]
