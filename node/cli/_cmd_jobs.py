@@ -12,7 +12,7 @@ from node.repo import resolve_home
 
 from ._common import HomeOpt, JsonOpt, PasswordFileOpt, opened, print_json
 from ._errors import user_errors
-from ._remote import RemoteControl, find_daemon
+from ._remote import call_daemon
 
 
 def _when(ts: float | None) -> str:
@@ -37,15 +37,11 @@ def jobs(
 ) -> None:
     """Show schedules (next run, last outcome), running jobs and recent history."""
     with user_errors():
-        paths = resolve_home(home)
-        daemon = find_daemon(paths)
-        if daemon is not None:
-            remote = RemoteControl(daemon, paths)
-            try:
-                data: dict[str, Any] = remote.call("GET", "/api/v1/jobs", params={"limit": limit})
-            finally:
-                remote.close()
-        else:
+        data: dict[str, Any] | None = call_daemon(
+            resolve_home(home), "GET", "/api/v1/jobs", params={"limit": limit}
+        )
+        daemon = data is not None
+        if data is None:
             data = _local_jobs(home, password_file, limit)
         if json_out:
             print_json(data)
@@ -60,7 +56,7 @@ def jobs(
                     f"{s['name']:<16} {s['kind']:<8} {s['cron']:<16} {_when(s['next_run']):<20} {last}"
                 )
             print()
-        elif daemon is None:
+        elif not daemon:
             print("no daemon running: schedules run only under `shadowvault node run`")
         for j in data["active"]:
             done = j["progress"]

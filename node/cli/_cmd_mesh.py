@@ -20,25 +20,13 @@ from protocol import peer_id_from_public, peer_id_text
 
 from ._common import HomeOpt, JsonOpt, PasswordFileOpt, control, opened, print_json
 from ._errors import EXIT_ERROR, EXIT_USAGE, CliError, user_errors
-from ._remote import RemoteControl, find_daemon
+from ._remote import call_daemon
 
 peers_app = typer.Typer(help="The peers this node stores for and stores at.", no_args_is_help=True)
 
 
-def _remote(home: HomeOpt) -> RemoteControl | None:
-    paths = resolve_home(home)
-    daemon = find_daemon(paths)
-    return RemoteControl(daemon, paths) if daemon else None
-
-
 def _call(home: HomeOpt, method: str, path: str, **kw: Any) -> Any:
-    remote = _remote(home)
-    if remote is None:
-        return None
-    try:
-        return remote.call(method, path, **kw)
-    finally:
-        remote.close()
+    return call_daemon(resolve_home(home), method, path, **kw)
 
 
 def _local_peer_id(home: HomeOpt) -> str:

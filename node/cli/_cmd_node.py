@@ -94,7 +94,8 @@ def run(
             else:
                 print(f"initialised {paths.root}", flush=True)
         passphrase = get_passphrase(password_file, paths)
-        cfg = load_config(paths.config, env=os.environ, flags=flags).config
+        loaded = load_config(paths.config, env=os.environ, flags=flags)
+        cfg = loaded.config
 
         async def main() -> None:
             shutdown = trio.Event()
@@ -104,6 +105,7 @@ def run(
                         paths,
                         passphrase,
                         cfg,
+                        config_view=loaded.flat(masked=True),
                         shutdown=shutdown,
                         task_status=task_status,
                     )

@@ -33,21 +33,14 @@ from ._cmd_init import key_app
 from ._common import HomeOpt, PasswordFileOpt, opened
 from ._errors import EXIT_USAGE, CliError, user_errors
 from ._passphrase import get_passphrase
-from ._remote import RemoteControl, find_daemon
+from ._remote import call_daemon
 
 RECOVER_TIMEOUT = 120.0
 
 
 def _peers_for_kit(home: HomeOpt, password_file: Path | None) -> list[dict[str, Any]]:
-    paths = resolve_home(home)
-    daemon = find_daemon(paths)
-    if daemon is not None:
-        remote = RemoteControl(daemon, paths)
-        try:
-            peers: list[dict[str, Any]] = remote.call("GET", "/api/v1/peers")
-        finally:
-            remote.close()
-    else:
+    peers: list[dict[str, Any]] | None = call_daemon(resolve_home(home), "GET", "/api/v1/peers")
+    if peers is None:
         from node.p2p import PeerBook
 
         with opened(home, password_file) as repo:
@@ -59,17 +52,11 @@ def _peers_for_kit(home: HomeOpt, password_file: Path | None) -> list[dict[str, 
 def _store_meta(home: HomeOpt, password_file: Path | None) -> tuple[str, Any, int]:
     """The store's fixed settings (repo id, chunker, compression), from the daemon if one
     owns the store."""
-    paths = resolve_home(home)
-    daemon = find_daemon(paths)
-    if daemon is None:
+    facts = call_daemon(resolve_home(home), "GET", "/api/v1/store")
+    if facts is None:
         with opened(home, password_file) as repo:
             meta = repo.store.meta
             return meta.repo_id, meta.chunker, meta.compression
-    remote = RemoteControl(daemon, paths)
-    try:
-        facts = remote.call("GET", "/api/v1/store")
-    finally:
-        remote.close()
     from node.repo import ChunkerParams
 
     lo, avg, hi = facts["chunker"]

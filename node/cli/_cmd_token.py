@@ -10,18 +10,12 @@ from node.repo import resolve_home
 
 from ._common import HomeOpt, JsonOpt, print_json
 from ._errors import EXIT_USAGE, CliError, user_errors
-from ._remote import RemoteControl, find_daemon
+from ._remote import call_daemon
 
 # The token file helpers are light; node.daemon's package import pulls in the web stack.
 ROLES = ("admin", "operator", "viewer")
 
 token_app = typer.Typer(help="API tokens: admin, operator or viewer.", no_args_is_help=True)
-
-
-def _remote(home: HomeOpt) -> RemoteControl | None:
-    paths = resolve_home(home)
-    daemon = find_daemon(paths)
-    return RemoteControl(daemon, paths) if daemon else None
 
 
 @token_app.command("create")
@@ -41,15 +35,10 @@ def create(
     with user_errors():
         if role not in ROLES:
             raise CliError(f"--role must be one of {', '.join(ROLES)}, got {role!r}", EXIT_USAGE)
-        remote = _remote(home)
-        if remote is not None:
-            try:
-                made: dict[str, Any] = remote.call(
-                    "POST", "/api/v1/tokens", json={"name": name, "role": role}
-                )
-            finally:
-                remote.close()
-        else:
+        made: dict[str, Any] | None = call_daemon(
+            resolve_home(home), "POST", "/api/v1/tokens", json={"name": name, "role": role}
+        )
+        if made is None:
             paths = resolve_home(home)
             paths.require_node()
             from node.daemon import create_token
@@ -68,13 +57,10 @@ def create(
 def list_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
     """Names and roles of the tokens (the tokens themselves are never shown again)."""
     with user_errors():
-        remote = _remote(home)
-        if remote is not None:
-            try:
-                tokens: list[dict[str, str]] = remote.call("GET", "/api/v1/tokens")
-            finally:
-                remote.close()
-        else:
+        tokens: list[dict[str, str]] | None = call_daemon(
+            resolve_home(home), "GET", "/api/v1/tokens"
+        )
+        if tokens is None:
             paths = resolve_home(home)
             paths.require_node()
             from node.daemon import list_tokens
@@ -94,13 +80,7 @@ def revoke(
 ) -> None:
     """Revoke every token with this name (takes effect at the daemon's next request)."""
     with user_errors():
-        remote = _remote(home)
-        if remote is not None:
-            try:
-                remote.call("DELETE", f"/api/v1/tokens/{name}")
-            finally:
-                remote.close()
-        else:
+        if call_daemon(resolve_home(home), "DELETE", f"/api/v1/tokens/{name}") is None:
             paths = resolve_home(home)
             paths.require_node()
             from node.daemon import revoke_token

@@ -260,3 +260,19 @@ class RemoteControl:
                         yield json.loads(line)
         except httpx.TransportError:
             return
+
+
+def call_daemon(home: HomePaths, method: str, path: str, **kwargs: Any) -> Any:
+    """One API call to the daemon that owns ``home``; None when no daemon runs.
+
+    Raises:
+        RemoteError: the daemon refused or failed the request.
+    """
+    daemon = find_daemon(home)
+    if daemon is None:
+        return None
+    remote = RemoteControl(daemon, home)
+    try:
+        return remote.call(method, path, **kwargs)
+    finally:
+        remote.close()

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from node.repo import BlobNotFound, HomeError, RepoError, StoreFull, StoreLocked
@@ -51,8 +52,8 @@ class AsciiJSONResponse(JSONResponse):
         return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
-def create_app(ctx: NodeContext) -> FastAPI:
-    """Build the API for one running node."""
+def create_app(ctx: NodeContext, *, cors_origins: list[str] | None = None) -> FastAPI:
+    """Build the API for one running node (CORS only for the configured origins)."""
     app = FastAPI(
         default_response_class=AsciiJSONResponse,
         title="ShadowVault node API",
@@ -69,4 +70,11 @@ def create_app(ctx: NodeContext) -> FastAPI:
 
     for module in ROUTERS:
         app.include_router(module.router(ctx))
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     return app

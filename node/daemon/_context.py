@@ -39,6 +39,8 @@ class NodeContext:
     """Short store reads for requests; jobs have their own limiter, so a long backup
     never makes ``snapshots`` wait."""
     started: float = field(default_factory=time.monotonic)
+    config_view: list[tuple[str, Any, str]] = field(default_factory=list)
+    """The effective config: (key, value, source), secrets masked."""
     mesh: Any = None
     """The running ``node.p2p.Mesh`` (typed loosely: created inside ``open_mesh``)."""
     scheduler: Any = None

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -112,6 +112,24 @@ CHECK_PROBLEMS = Gauge("shadowvault_check_problems", "Problems found by the last
 LAST_CHECK = Gauge(
     "shadowvault_last_check_timestamp_seconds", "When the last check finished (any result)."
 )
+
+# -- retention -----------------------------------------------------------------------------
+
+FORGET_REMOVED = Counter(
+    "shadowvault_forget_snapshots_removed_total", "Snapshots removed by forget."
+)
+FORGET_HELD = Counter(
+    "shadowvault_forget_snapshots_held_total", "Snapshots a policy would remove that holds kept."
+)
+GC_RUNS = Counter(
+    "shadowvault_gc_runs_total", "Garbage collections finished, by result.", ["result"]
+)
+GC_DURATION = Histogram(
+    "shadowvault_gc_duration_seconds", "Wall time of finished gc runs.", buckets=OPERATION_BUCKETS
+)
+GC_BLOBS_REMOVED = Counter("shadowvault_gc_blobs_removed_total", "Blobs removed by gc.")
+GC_FREED = Counter("shadowvault_gc_freed_bytes_total", "Bytes of disk freed by gc.")
+GC_PACKS_REWRITTEN = Counter("shadowvault_gc_packs_rewritten_total", "Packs rewritten by gc.")
 
 # -- jobs and scheduler ------------------------------------------------------------------
 
@@ -304,6 +322,25 @@ def check_failed(duration_s: float, exc: BaseException | str | None = None) -> N
     CHECK_DURATION.observe(duration_s)
     if exc is not None:
         count_error(exc)
+
+
+def observe_gc(report: dict[str, Any]) -> None:
+    """Record a finished gc (its ``as_dict()``; a dry run counts as ``dry_run``)."""
+    GC_RUNS.labels("dry_run" if report.get("dry_run") else "ok").inc()
+    GC_DURATION.observe(float(report.get("duration_s", 0.0)))
+    if not report.get("dry_run"):
+        GC_BLOBS_REMOVED.inc(int(report.get("blobs_removed", 0)))
+        GC_FREED.inc(int(report.get("bytes_freed", 0)))
+        GC_PACKS_REWRITTEN.inc(int(report.get("packs_rewritten", 0)))
+
+
+def observe_forget(result: dict[str, Any]) -> None:
+    """Record a finished forget (its ``as_dict()``), and its gc if it pruned."""
+    if not result.get("dry_run"):
+        FORGET_REMOVED.inc(len(result.get("removed", [])))
+        FORGET_HELD.inc(len(result.get("held", [])))
+    if result.get("gc"):
+        observe_gc(result["gc"])
 
 
 def job_queued(kind: str) -> None:

@@ -49,6 +49,10 @@ def job_finished(job: Job) -> None:
             m.observe_backup(BackupSummary(**_fields(BackupSummary, result)))
         elif job.kind == "restore":
             m.observe_restore(RestoreSummary(**_fields(RestoreSummary, result)), took)
+        elif job.kind == "forget":
+            m.observe_forget(result)
+        elif job.kind == "gc":
+            m.observe_gc(result)
         elif job.kind == "check":
             outcome = _CheckOutcome(bool(result.get("ok")), int(result.get("bytes_read", 0)))
             m.observe_check(
@@ -58,6 +62,8 @@ def job_finished(job: Job) -> None:
         # None: cancelled; else the error's kind, which is also counted as an error.
         kind = (job.error or {}).get("kind", "internal") if job.state == "failed" else None
         failed = {"backup": m.backup_failed, "restore": m.restore_failed, "check": m.check_failed}
+        if job.kind == "gc":
+            m.GC_RUNS.labels("failed" if kind else "cancelled").inc()
         if job.kind in failed:
             failed[job.kind](took, kind)
         elif kind is not None:

@@ -95,6 +95,12 @@ def router(ctx: NodeContext) -> APIRouter:
             "compression": meta.compression,
         }
 
+    @api.get("/api/v1/config", dependencies=[ctx.role("admin")], tags=["node"])
+    async def config() -> list[dict[str, Any]]:
+        """The effective config the node runs with: each key, its value and where it came
+        from (default, file, environment, command line); secrets masked."""
+        return [{"key": k, "value": v, "source": src} for k, v, src in ctx.config_view]
+
     @api.get("/api/v1/stats", dependencies=[viewer], tags=["node"])
     async def stats() -> dict[str, Any]:
         """Stored sizes, dedup and compression ratios (``stats --json``)."""

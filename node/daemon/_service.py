@@ -130,13 +130,15 @@ async def run_daemon(
     passphrase: str,
     cfg: NodeConfig,
     *,
+    config_view: list[tuple[str, Any, str]] | None = None,
     shutdown: trio.Event,
     handle_signals: bool = True,
     task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the daemon until ``shutdown`` is set (or a signal arrives).
 
-    ``cfg`` is the validated config (flags > env > file > defaults). Calls
+    ``cfg`` is the validated config (flags > env > file > defaults); ``config_view`` its
+    leaves with their sources, secrets masked, for ``GET /api/v1/config``. Calls
     ``task_status.started`` with ``{"peer_id", "api", "addrs", "metrics"}`` once serving.
 
     Raises:
@@ -159,6 +161,7 @@ async def run_daemon(
             jobs=jobs,
             info={"peer_id": peer_id, "version": VERSION, "pid": os.getpid()},
             shutdown=shutdown,
+            config_view=config_view or [],
         )
         jobs.on_start.append(job_started)
         jobs.on_finish.append(job_finished)
@@ -181,7 +184,7 @@ async def run_daemon(
         def token_ok(token: str) -> bool:
             return ctx.verifier.check(token) is not None
 
-        app = create_app(ctx)
+        app = create_app(ctx, cors_origins=cfg.api.cors_origins)
         install_metrics(app, cfg.metrics, token_ok)
         api = Config()
         api.bind = [cfg.api.listen]
@@ -214,14 +217,20 @@ async def run_daemon(
             async with trio.open_nursery() as job_nursery:
                 await job_nursery.start(jobs.run)
                 await job_nursery.start(scheduler.run)
-                binds = await nursery.start(
-                    lambda task_status: serve(
-                        app,  # type: ignore[arg-type]
-                        api,
-                        shutdown_trigger=shutdown.wait,
-                        task_status=task_status,
-                    )
-                )
+                api_done = trio.Event()
+
+                async def serve_api(task_status: trio.TaskStatus[list[str]]) -> None:
+                    try:
+                        await serve(
+                            app,  # type: ignore[arg-type]
+                            api,
+                            shutdown_trigger=shutdown.wait,
+                            task_status=task_status,
+                        )
+                    finally:
+                        api_done.set()
+
+                binds = await nursery.start(serve_api)
                 url = _client_url(binds[0])
                 if cfg.metrics.enabled and not cfg.metrics.listen:
                     metrics_url = url + "/metrics"
@@ -238,7 +247,11 @@ async def run_daemon(
                     while jobs.active():
                         await trio.sleep(0.05)
                 job_nursery.cancel_scope.cancel()
-            nursery.cancel_scope.deadline = trio.current_time() + api.graceful_timeout + 1
+            # The API finishes the requests in flight (graceful timeout); then the rest of
+            # the nursery (signal watcher, metrics listener, gauge refreshes) is stopped.
+            with trio.move_on_after(api.graceful_timeout + 1):
+                await api_done.wait()
+            nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(repo.close)

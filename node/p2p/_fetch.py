@@ -16,7 +16,7 @@ import trio
 from libp2p.peer.id import ID
 
 from node.repo import BlobKind, RepoError, Store
-from protocol import MAX_WANT, BlobId, BlobsReply, WantBlobs, blob_id_of
+from protocol import MAX_WANT, BlobId, BlobsReply, WantBlobs, blob_id_of, peer_id_text
 
 from . import _metrics as metrics
 from ._client import ExchangeClient
@@ -267,8 +267,11 @@ class Fetcher:
     ) -> None:
         async with self._write_lock:
             await trio.to_thread.run_sync(self._store_sync, owner, quota, kind, blobs, replace)
+        size = sum(len(d) for _, d in blobs)
         metrics.BLOBS_RECEIVED.inc(len(blobs))
-        metrics.BYTES_RECEIVED.inc(sum(len(d) for _, d in blobs))
+        metrics.BYTES_RECEIVED.inc(size)
+        if kind is BlobKind.FOREIGN:
+            metrics.OWNER_BYTES_STORED.labels(peer_id_text(owner)).inc(size)
 
     def _store_sync(
         self,

@@ -41,6 +41,19 @@ BYTES_RECEIVED = Counter(
     "Blob bytes received from peers and stored.",
     registry=None,
 )
+ANNOUNCEMENTS = Counter(
+    "shadowvault_p2p_announcements_total",
+    "Snapshot announcements: made by this node (sent) and new ones accepted from owners "
+    "we store for (received).",
+    ["direction"],
+    registry=None,
+)
+OWNER_BYTES_STORED = Counter(
+    "shadowvault_p2p_owner_bytes_stored_total",
+    "Bytes of other owners' blobs stored here by replication, by owner peer id.",
+    ["owner"],
+    registry=None,
+)
 CONNECTED_PEERS = Gauge(
     "shadowvault_p2p_connected_peers", "Peers with an open connection.", registry=None
 )
@@ -52,6 +65,8 @@ _ALL = (
     BLOBS_REJECTED,
     BYTES_SENT,
     BYTES_RECEIVED,
+    ANNOUNCEMENTS,
+    OWNER_BYTES_STORED,
     CONNECTED_PEERS,
 )
 _registered = False

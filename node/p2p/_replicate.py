@@ -39,6 +39,7 @@ from protocol import (
     peer_id_from_public,
 )
 
+from . import _metrics as metrics
 from ._client import ExchangeClient
 from ._errors import MeshError
 from ._fetch import Fetcher, QuotaExceeded
@@ -85,6 +86,7 @@ def build_announcement(repo: Repository, state: MeshState, snapshot_id: BlobId) 
         time=int(time.time()),
     )
     state.put_announcement(ann)
+    metrics.ANNOUNCEMENTS.labels("sent").inc()
     return ann
 
 
@@ -129,6 +131,7 @@ class Replicator:
         if not self._state.put_announcement(ann):
             return False
         if ann.owner != self._local:
+            metrics.ANNOUNCEMENTS.labels("received").inc()
             self._state.queue(ann.owner, ann.seq, QState())
             self.wake.set()
         return True

@@ -167,6 +167,8 @@ def scan_pack_bodies(
         nonlocal buf, buf_at
         if at < buf_at or at + size > buf_at + len(buf):
             buf, buf_at = memoryview(os.pread(fd, max(block, size), at)), at
+            # Ask for the next blocks now, so the disk reads them while these are verified.
+            os.posix_fadvise(fd, at + len(buf), 2 * block, os.POSIX_FADV_WILLNEED)
         return buf[at - buf_at : at - buf_at + size]
 
     while offset < end:

@@ -493,21 +493,31 @@ class Daemon:
                 self.proc.wait()
 
 
+class DaemonPool:
+    """Daemons started for a test (or a module); all stopped at teardown."""
+
+    def __init__(self) -> None:
+        self.started: list[Daemon] = []
+
+    def start(self, node: Any) -> Daemon:
+        d = Daemon(node)
+        self.started.append(d)
+        return d
+
+    def stop_all(self) -> None:
+        for d in self.started:
+            d.stop()
+
+
 @pytest.fixture(scope="session")
-def daemon_class() -> type[Daemon]:
-    """The ``Daemon`` runner, for fixtures of other scopes."""
-    return Daemon
+def daemon_pool_class() -> type[DaemonPool]:
+    """``DaemonPool``, for fixtures of other scopes."""
+    return DaemonPool
 
 
 @pytest.fixture
 def daemon_for() -> Iterator[Any]:
-    started: list[Daemon] = []
-
-    def start(node: Any) -> Daemon:
-        d = Daemon(node)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.stop()
+    """``daemon_for(node)``: start ``node run`` for a node; stopped after the test."""
+    pool = DaemonPool()
+    yield pool.start
+    pool.stop_all()

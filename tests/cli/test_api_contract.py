@@ -30,18 +30,10 @@ def live(populated: Any, daemon_for_module: Any, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture(scope="module")
-def daemon_for_module(request: pytest.FixtureRequest) -> Iterator[Any]:
-    started: list[Any] = []
-    daemon_cls = request.getfixturevalue("daemon_class")
-
-    def start(node: Any) -> Any:
-        d = daemon_cls(node)
-        started.append(d)
-        return d
-
-    yield start
-    for d in started:
-        d.stop()
+def daemon_for_module(daemon_pool_class: Any) -> Iterator[Any]:
+    pool = daemon_pool_class()
+    yield pool.start
+    pool.stop_all()
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +113,17 @@ def test_health_reports_each_component(live: Any) -> None:
     assert body["uptime_s"] >= 0 and body["version"]
     assert httpx.get(live.url + "/ready", timeout=30).json() == {"status": "ready"}
     assert httpx.get(live.url + "/live", timeout=30).json() == {"status": "alive"}
+
+
+def test_config_endpoint_shows_effective_values_and_no_cors_by_default(live: Any) -> None:
+    rows = {r["key"]: r for r in live.api("GET", "/api/v1/config").json()}
+    assert rows["api.listen"]["source"] == "command line"
+    assert rows["api.listen"]["value"] == live.url.removeprefix("http://")
+    assert rows["p2p.listen"]["value"] == ["/ip4/127.0.0.1/tcp/0"]
+    assert rows["logging.level"]["source"] == "config.yaml"  # init writes the documented file
+    preflight = httpx.options(
+        live.url + "/api/v1/snapshots",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        timeout=30,
+    )
+    assert "access-control-allow-origin" not in preflight.headers

@@ -38,6 +38,12 @@ def test_every_reading_command_is_the_same_through_the_daemon(populated_copy, da
         ("ls", "deadbeefdeadbeef"),  # unknown snapshot: exit 1, same message
         ("ls", "abc"),  # too short a prefix
         ("diff", p.s1, "latest", "--json"),
+        ("forget", "--keep-last", "1", "--dry-run"),
+        ("forget", "--keep-daily", "2", "--group-by", "", "--dry-run", "--json"),
+        ("forget", "--dry-run"),  # no policy: refused, exit 2
+        ("holds",),
+        ("audit", "verify"),
+        ("gc", "--dry-run", "--grace", "soon"),  # bad span: exit 2
         ("dump", p.s1, str(p.src / "nope.txt")),
     ]
     local = [_outcome(node, *c) for c in commands]
@@ -96,6 +102,26 @@ def test_backup_restore_and_check_run_as_daemon_jobs(
     assert {("backup", "succeeded"), ("restore", "succeeded"), ("check", "succeeded")} <= kinds
     assert ("drill", "succeeded") in kinds
     assert ("backup", "failed") in kinds
+
+
+def test_forget_hold_gc_and_audit_through_the_daemon(populated_copy, daemon_for) -> None:
+    p = populated_copy
+    node = p.node
+    daemon_for(node)
+    node.passphrase = None
+    node.run("hold", p.s1, "--until", "30d", "--reason", "legal")
+    result = node.json("forget", "--keep-last", "1", "--group-by", "", "--prune")
+    assert p.s2 in result["removed"] and p.s1 in result["held"]
+    assert result["gc"]["blobs_removed"] > 0
+    left = {s["id"] for s in node.snapshots()}
+    assert left == {p.s1, p.s3}
+    assert node.json("check", "--read-data")["ok"]
+    actions = [e["action"] for e in node.json("audit")]
+    assert "hold" in actions and "forget" in actions and "gc" in actions
+    assert node.json("audit", "verify")["ok"]
+    # A held snapshot cannot be forgotten by id either.
+    refused = node.run("forget", p.s1[:12], expect=1)
+    assert "held" in refused.stderr
 
 
 def test_roles_and_tokens_made_by_the_cli(populated_copy, daemon_for) -> None:
