@@ -430,8 +430,10 @@ class Mesh:
             nursery.start_soon(self._pull_on_connect, pulls)
             nursery.start_soon(self._replicate_on_wake)
             while True:
-                await trio.sleep(self._settings.sync_interval)
+                # At start too: known peers are dialled and pulled at once, not after
+                # the first interval.
                 await _logged(self.sync(), "sync round")
+                await trio.sleep(self._settings.sync_interval)
 
     async def _pull_on_connect(self, pulls: trio.MemoryReceiveChannel[ID]) -> None:
         async for peer in pulls:
@@ -499,6 +501,8 @@ async def open_mesh(
     async with open_host(repo.identity, settings.listen, settings.announce) as host:
         state = MeshState(repo.store)
         mesh = Mesh(repo, host, settings, blobs or RepoBlobSource(repo, state))
+        for rec in mesh.peers.all():  # peers added while the node was stopped
+            host.add_addrs(ID(rec.raw_id), rec.addrs)
         host.set_handler(EXCHANGE_PROTOCOL, mesh.server.handle)
         send, receive = trio.open_memory_channel[ID](64)
         notifee = _ConnectNotifee(send)
