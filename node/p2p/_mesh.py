@@ -286,8 +286,11 @@ class Mesh:
         Raises:
             MeshError: unreachable either way.
         """
+        rec = self.peers.get(peer.to_bytes())
+        if rec is not None:  # its addresses, newest first (it may be new to the host)
+            self._host.add_addrs(peer, rec.addrs)
         try:
-            await self._host.connect(peer)
+            await self._connect_once_more(peer)
         except Exception as exc:  # libp2p's dial errors have no common base
             found = await self._discovery.find(peer) if self._discovery else []
             if not found:
@@ -338,6 +341,30 @@ class Mesh:
                 if rec.authorised:
                     nursery.start_soon(self._dial_and_pull, ID(rec.raw_id))
         await self.replicator.run_pass()
+
+    async def _dial_known(self) -> None:
+        async with trio.open_nursery() as nursery:
+            for rec in self.peers.all():
+                if rec.authorised and rec.addrs:
+                    nursery.start_soon(self._dial_logged, ID(rec.raw_id))
+
+    async def _dial_logged(self, peer: ID) -> None:
+        try:
+            await self._dial(peer)
+        except MeshError as exc:
+            log.info("dial of %s at start failed: %s", peer.to_base58()[-8:], exc)
+
+    async def _connect_once_more(self, peer: ID) -> None:
+        """Dial; a dial that lost a race with another one to the same peer (which may
+        still be trying an old address) is tried once more."""
+        try:
+            await self._host.connect(peer)
+        except Exception:
+            if self._host.is_connected(peer):
+                return
+            await trio.sleep(0.5)
+            if not self._host.is_connected(peer):
+                await self._host.connect(peer)
 
     async def _dial_and_pull(self, peer: ID) -> None:
         try:
@@ -429,7 +456,12 @@ class Mesh:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._pull_on_connect, pulls)
             nursery.start_soon(self._replicate_on_wake)
+            # Known peers (also those added while the node was stopped) are dialled at
+            # once; each connection is pulled from by the notifee's path.
+            nursery.start_soon(self._dial_known)
             while True:
+                # At start too: known peers are dialled and pulled at once, not after
+                # the first interval.
                 await trio.sleep(self._settings.sync_interval)
                 await _logged(self.sync(), "sync round")
 

@@ -448,25 +448,24 @@ def _free_port() -> int:
 
 
 class Daemon:
-    """A ``node run`` process for a test's home."""
+    """A ``node run`` process for a test's home; its log goes to ``<home>.daemon.log``.
 
-    def __init__(self, node: Any) -> None:
+    ``listen``: the libp2p address (loopback, a free port by default). Standard output is
+    read until the start-up lines are printed; the log is a file so that a chatty node
+    can never block on a full pipe.
+    """
+
+    def __init__(self, node: Any, listen: str = "/ip4/127.0.0.1/tcp/0") -> None:
         self.node = node
         self.url = f"http://127.0.0.1:{_free_port()}"
+        self.log_path = node.home.parent / f"{node.home.name}.daemon.log"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [
-                str(SHADOWVAULT),
-                "node",
-                "run",
-                "--api",
-                self.url[7:],
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-            ],
+            [str(SHADOWVAULT), "node", "run", "--api", self.url[7:], "--listen", listen],
             env=node.env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             text=True,
         )
         assert self.proc.stdout is not None
@@ -475,8 +474,13 @@ class Daemon:
             lines.append(line)
             if line.startswith("token"):
                 break
-        assert any(line.startswith("api") for line in lines), (lines, self.proc.stderr.read())
+        assert any(line.startswith("api") for line in lines), (lines, self.log())
+        self.addrs = [line.split()[-1] for line in lines if "/p2p/" in line]
         self.token = (node.home / "api.token").read_text().strip()
+
+    def log(self) -> str:
+        """The node's log so far (for failure messages)."""
+        return self.log_path.read_text(errors="replace")[-5000:]
 
     def api(self, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token or self.token}"}
@@ -491,6 +495,9 @@ class Daemon:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self._log.close()
 
 
 class DaemonPool:
@@ -499,8 +506,8 @@ class DaemonPool:
     def __init__(self) -> None:
         self.started: list[Daemon] = []
 
-    def start(self, node: Any) -> Daemon:
-        d = Daemon(node)
+    def start(self, node: Any, **kw: Any) -> Daemon:
+        d = Daemon(node, **kw)
         self.started.append(d)
         return d
 
