@@ -35,13 +35,11 @@ SHADOWVAULT = Path(sys.executable).parent / "shadowvault"
 CLI_TIMEOUT = 120
 START_TIMEOUT = 60.0
 
-# Peers added with `peers add` while the node is stopped are in its peer book, but
-# `node run` does not put their stored addresses into libp2p's peerstore (Mesh._dial and
-# the announcement push only use the peerstore): every dial fails with "peer ID not
-# found". Until node/p2p/_mesh.py loads them, `start()` re-adds each known peer through the
-# live daemon (the API path calls Mesh.add_peer, which does). test_mesh.py has an xfail
-# test of the offline path alone.
-READD_PEERS_AFTER_START = True
+# Peers added with `peers add` while a node is stopped are dialled by `node run` from its
+# peer book. Before main's fix (Mesh loading the book's addresses into libp2p's
+# peerstore) they were not; `start(readd_peers=True)` still re-adds each known peer
+# through the live daemon, for trying an older node.
+READD_PEERS_AFTER_START = False
 
 
 class ClusterError(AssertionError):

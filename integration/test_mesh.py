@@ -121,11 +121,6 @@ def test_holder_killed_mid_transfer_catches_up_after_restart(
     c.run("check", "--read-data")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="node run does not load the peer book's addresses into libp2p's peerstore "
-    "(Mesh._dial fails with 'peer ID not found'); see READD_PEERS_AFTER_START",
-)
 def test_a_peer_added_while_stopped_is_dialled_at_start(mesh: Cluster) -> None:
     b = mesh["B"]
     e = mesh.add_node("E")
