@@ -13,13 +13,14 @@ from node.config import load_config
 from node.repo import InitOptions, init_home, kdf_params_from_env, resolve_home
 
 from ._common import HomeOpt, PasswordFileOpt
-from ._errors import user_errors
+from ._errors import CliError, user_errors
 from ._passphrase import (
     NoPassphraseSource,
     get_new_passphrase,
     get_passphrase,
     write_generated_passphrase,
 )
+from ._remote import call_daemon, find_daemon
 
 node_app = typer.Typer(help="Run and inspect the node daemon.", no_args_is_help=True)
 
@@ -119,3 +120,23 @@ def run(
                 print(f"token     {paths.root / 'api.token'}", flush=True)
 
         trio.run(main)
+
+
+@node_app.command("stop")
+def stop(home: HomeOpt = None) -> None:
+    """Stop the running node as SIGTERM would (running jobs stop at their next file).
+
+    Exit codes: 0 stopped (or asked to); 1 no node daemon runs for this home.
+    """
+    import time
+
+    with user_errors():
+        paths = resolve_home(home)
+        daemon = find_daemon(paths)
+        if daemon is None:
+            raise CliError(f"no node daemon runs for {paths.root}")
+        call_daemon(paths, "POST", "/api/v1/node/stop")
+        deadline = time.monotonic() + 90
+        while find_daemon(paths) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        print(f"node (pid {daemon.pid}) stopped" if find_daemon(paths) is None else "stopping")

@@ -9,8 +9,9 @@ import typer
 from node.repo import repair_index, resolve_home
 
 from ._common import HomeOpt, JsonOpt, PasswordFileOpt, print_json
-from ._errors import user_errors
+from ._errors import CliError, user_errors
 from ._passphrase import get_passphrase
+from ._remote import find_daemon
 
 repair_app = typer.Typer(help="Repair a damaged store.", no_args_is_help=True)
 
@@ -25,6 +26,13 @@ def index(
     """
     with user_errors():
         paths = resolve_home(home)
+        daemon = find_daemon(paths)
+        if daemon is not None:
+            # Rebuilding the index replaces it wholesale: it needs the store to itself.
+            raise CliError(
+                f"the node daemon (pid {daemon.pid}) has the store open: stop it "
+                "(`shadowvault node stop`), run `repair index`, then start it again"
+            )
         report = repair_index(paths, get_passphrase(password_file, paths))
         if json_out:
             print_json(dataclasses.asdict(report))

@@ -182,3 +182,25 @@ def test_sigterm_mid_backup_leaves_a_store_that_checks_and_restarts(
     assert len(snaps) == (1 if first["state"] == "succeeded" else 0)
     done = node.json("backup", src)
     assert done["files_new"] + done["files_unmodified"] + done["files_changed"] == 1500
+
+
+def test_node_stop_and_repair_needing_the_store_to_itself(populated_copy, daemon_for) -> None:
+    node = populated_copy.node
+    d = daemon_for(node)
+    refused = node.run("repair", "index", expect=1)
+    assert f"pid {d.proc.pid}" in refused.stderr and "node stop" in refused.stderr
+    assert "stopped" in node.run("node", "stop").stdout
+    assert d.proc.wait(30) == 0
+    assert not (node.home / "daemon.json").exists()
+    node.run("repair", "index")  # the store is free now
+    assert node.run("node", "stop", expect=1).stderr.startswith("error: no node daemon")
+
+
+def test_node_run_refuses_an_invalid_config(node) -> None:
+    config = node.home / "config.yaml"
+    config.write_text(config.read_text().replace("level: info", "level: loud", 1))
+    result = node.run("node", "run", "--api", "127.0.0.1:0", expect=1)
+    assert "logging.level" in result.stderr and "loud" in result.stderr
+    assert not (node.home / "daemon.json").exists()
+    bad_flag = node.run("node", "run", "--listen", "localhost:4001", expect=1)
+    assert "p2p.listen" in bad_flag.stderr
