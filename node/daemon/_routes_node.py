@@ -29,6 +29,22 @@ def _store_health(ctx: NodeContext) -> dict[str, Any]:
     return {"status": "healthy", "free_bytes": free}
 
 
+def _metric_totals() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the default registry by (name, sorted labels); labels not asked
+    for are summed over by the caller's choice of key."""
+    from prometheus_client import REGISTRY
+
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            key = (sample.name, tuple(sorted(sample.labels.items())))
+            out[key] = out.get(key, 0.0) + sample.value
+            bare = (sample.name, ())
+            if key != bare:
+                out[bare] = out.get(bare, 0.0) + sample.value
+    return out
+
+
 def router(ctx: NodeContext) -> APIRouter:
     api = APIRouter()
     viewer = ctx.role("viewer")
@@ -100,6 +116,53 @@ def router(ctx: NodeContext) -> APIRouter:
         """The effective config the node runs with: each key, its value and where it came
         from (default, file, environment, command line); secrets masked."""
         return [{"key": k, "value": v, "source": src} for k, v, src in ctx.config_view]
+
+    @api.get("/api/v1/metrics/summary", dependencies=[viewer], tags=["node"])
+    async def metrics_summary() -> dict[str, Any]:
+        """The main counters as JSON (the full set is Prometheus text at /metrics)."""
+        totals = _metric_totals()
+
+        def v(name: str, **labels: str) -> float:
+            return totals.get((name, tuple(sorted(labels.items()))), 0.0)
+
+        return {
+            "backups": {
+                "started": v("shadowvault_backups_started_total"),
+                "ok": v("shadowvault_backups_finished_total", result="ok"),
+                "warnings": v("shadowvault_backups_finished_total", result="warnings"),
+                "failed": v("shadowvault_backups_finished_total", result="failed"),
+            },
+            "restores": {
+                "ok": v("shadowvault_restores_finished_total", result="ok"),
+                "failed": v("shadowvault_restores_finished_total", result="failed"),
+            },
+            "data": {
+                "bytes_backed_up": v("shadowvault_backup_processed_bytes_total"),
+                "bytes_stored": v("shadowvault_backup_stored_bytes_total"),
+                "bytes_restored": v("shadowvault_restore_written_bytes_total"),
+            },
+            "storage": {
+                "size_bytes": v("shadowvault_store_size_bytes"),
+                "packs": v("shadowvault_store_packs"),
+                "snapshots": v("shadowvault_snapshots"),
+            },
+            "gc": {
+                "runs": v("shadowvault_gc_runs_total", result="ok"),
+                "blobs_removed": v("shadowvault_gc_blobs_removed_total"),
+                "bytes_freed": v("shadowvault_gc_freed_bytes_total"),
+            },
+            "p2p": {
+                "peers_connected": v("shadowvault_p2p_connected_peers"),
+                "blob_bytes_sent": v("shadowvault_p2p_blob_bytes_sent_total"),
+                "blob_bytes_received": v("shadowvault_p2p_blob_bytes_received_total"),
+                "announcements_sent": v("shadowvault_p2p_announcements_total", direction="sent"),
+            },
+            "errors": {
+                "total": sum(
+                    val for (n, _), val in totals.items() if n == "shadowvault_errors_total"
+                )
+            },
+        }
 
     @api.get("/api/v1/stats", dependencies=[viewer], tags=["node"])
     async def stats() -> dict[str, Any]:

@@ -85,3 +85,5 @@ def test_scheduled_backup_and_check_fire_and_are_counted(
     assert value("shadowvault_api_requests") >= 1
     assert "shadowvault_store_size_bytes" in families
     assert d.api("GET", "/metrics", token="svt_wrong").status_code == 401
+    summary = d.api("GET", "/api/v1/metrics/summary").json()
+    assert summary["backups"]["ok"] >= 2 and summary["data"]["bytes_backed_up"] > 0
