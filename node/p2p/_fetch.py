@@ -115,6 +115,8 @@ class Fetcher:
         result = FetchResult()
         if replace:
             wanted = list(dict.fromkeys(ids))
+        elif kind is BlobKind.FOREIGN:
+            wanted = await trio.to_thread.run_sync(self._lacking_for, ids, owner)
         else:
             wanted = await trio.to_thread.run_sync(self._lacking, ids)
         # Verified blobs are written by a second task while the next reply is on its way
@@ -194,6 +196,24 @@ class Fetcher:
             return self._store.location(blob_id).plain_len
         except RepoError:
             return 0
+
+    def _lacking_for(self, ids: Sequence[BlobId], owner: bytes) -> list[BlobId]:
+        """``_lacking``, and the owner's blobs stored but not yet counted as held for it
+        (a crash between a write and its accounting) are counted now."""
+        lacking = self._lacking(ids)
+        missing = set(lacking)
+        uncounted = []
+        for blob_id in dict.fromkeys(ids):
+            if blob_id in missing or self._state.is_held_for(owner, blob_id):
+                continue
+            try:
+                uncounted.append((blob_id, self._store.location(blob_id).stored_len))
+            except RepoError:
+                continue
+        if uncounted:
+            self._state.record_held(owner, uncounted)
+            self._held.pop(owner, None)  # re-read the total at the next write
+        return lacking
 
     def _lacking(self, ids: Sequence[BlobId]) -> list[BlobId]:
         seen: set[bytes] = set()

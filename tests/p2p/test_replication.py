@@ -257,3 +257,32 @@ p2p:
     finally:
         repo_a.close()
         repo_b.close()
+
+
+async def test_blobs_stored_but_not_counted_before_a_crash_are_counted_on_the_next_pass(tmp_path):
+    """A crash between a holder's write and its accounting leaves blobs stored but not
+    counted as held for their owner; the next pass over that snapshot counts them."""
+    from node.p2p import QState
+    from node.p2p._state import OWNED_PREFIX
+
+    repo_a, repo_b = repo_at(tmp_path / "a"), repo_at(tmp_path / "b")
+    snap = snapshot_of(repo_a, tmp_path / "src", files=4)
+    try:
+        async with running(repo_a) as a, running(repo_b) as b:
+            link(a, b)
+            await a.announce(snap)
+            await wait_until(lambda: a.replicas().get(snap.hex()) == [b.peer_id])
+            a_raw = a.host.peer_id.to_bytes()
+            count, held = b.state.held_for(a_raw)
+            assert count > 0 and held > 0
+            # The crash: the accounting records are gone, the blobs and the queue entry
+            # (not yet complete) are left.
+            keys = [k for k, _ in repo_b.store.iter_records(OWNED_PREFIX + a_raw)]
+            repo_b.store.put_records([(k, None) for k in keys])
+            b.state.queue(a_raw, 1, QState())
+            assert b.state.held_for(a_raw) == (0, 0)
+            await b.replicator.run_pass()
+            assert b.state.held_for(a_raw) == (count, held)
+    finally:
+        repo_a.close()
+        repo_b.close()
