@@ -28,10 +28,6 @@ def _count(name: str, text: str | None) -> int:
     return n
 
 
-def _when(ns: int) -> str:
-    return dt.datetime.fromtimestamp(ns / 1e9).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _when_iso(iso: str) -> str:
     return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
