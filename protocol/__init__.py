@@ -61,13 +61,20 @@ from ._peer import peer_id_text as peer_id_text
 from ._peer import public_of_peer_id as public_of_peer_id
 from ._records import ANNOUNCE_DOMAIN as ANNOUNCE_DOMAIN
 from ._records import MAX_MANIFEST_IDS as MAX_MANIFEST_IDS
+from ._records import MAX_NOTICE_SNAPSHOTS as MAX_NOTICE_SNAPSHOTS
 from ._records import MAX_SNAPSHOT_RECORD as MAX_SNAPSHOT_RECORD
+from ._records import NOTICE_DOMAIN as NOTICE_DOMAIN
+from ._records import NOTICE_KINDS as NOTICE_KINDS
 from ._records import RECEIPT_DOMAIN as RECEIPT_DOMAIN
 from ._records import Announcement as Announcement
 from ._records import Manifest as Manifest
+from ._records import Notice as Notice
+from ._records import OwnerRecord as OwnerRecord
 from ._records import Receipt as Receipt
 from ._records import decode_announcement as decode_announcement
 from ._records import decode_manifest as decode_manifest
+from ._records import decode_notice as decode_notice
+from ._records import decode_owner_record as decode_owner_record
 from ._records import decode_receipt as decode_receipt
 from ._signing import SIGNATURE_SIZE as SIGNATURE_SIZE
 from ._wire import FRAME_HEADER_SIZE as FRAME_HEADER_SIZE
@@ -109,6 +116,7 @@ __all__ = [
     "MAX_BLOB_SIZE",
     "MAX_LIST",
     "MAX_MANIFEST_IDS",
+    "MAX_NOTICE_SNAPSHOTS",
     "MAX_REQUEST_FRAME",
     "MAX_RESPONSE_FRAME",
     "MAX_SKEW",
@@ -116,6 +124,10 @@ __all__ = [
     "MAX_WANT",
     "Manifest",
     "NONCE_SIZE",
+    "NOTICE_DOMAIN",
+    "NOTICE_KINDS",
+    "Notice",
+    "OwnerRecord",
     "PEER_ID_SIZE",
     "PushAnnouncement",
     "RECEIPT_DOMAIN",
@@ -133,6 +145,8 @@ __all__ = [
     "decode_body",
     "decode_manifest",
     "decode_map",
+    "decode_notice",
+    "decode_owner_record",
     "decode_receipt",
     "decode_reply",
     "decode_request",

@@ -8,6 +8,10 @@
 * A **manifest** is the list of every blob id one snapshot uses, in clear: a holder must
   read it to know what to fetch. Its id is BLAKE3 of its bytes like any blob.
 * A **receipt** is a holder's signed statement "I hold a complete copy of owner's snapshot".
+* A **notice** is the owner's signed statement about snapshots it announced: "forget
+  them", "hold them until T" or "release their holds". Notices share the owner's
+  sequence with its announcements (one stream per owner, pulled "since N" the same
+  way), so a holder that was offline catches them up in order.
 
 Signed structures are ``{"v": 1, "body": msgpack map, "sig": Ed25519(domain || body)}``;
 the signer is named inside the body and its key is derived from that peer id.
@@ -27,6 +31,7 @@ from ._wire import WireError, check_version, decode_map, encode_map, get_bytes, 
 RECORD_VERSION = 1
 ANNOUNCE_DOMAIN = b"shadowvault/announce/v1\x00"
 RECEIPT_DOMAIN = b"shadowvault/receipt/v1\x00"
+NOTICE_DOMAIN = b"shadowvault/notice/v1\x00"
 
 MAX_SNAPSHOT_RECORD = 64 * 1024
 """Largest sealed snapshot record an announcement may carry (bytes)."""
@@ -35,6 +40,10 @@ MAX_RECEIPT = 1024
 MAX_MANIFEST_IDS = 1 << 20
 """Most blob ids one manifest may list (32 MiB of ids: a snapshot of ~1 TiB of 1 MiB chunks)."""
 MAX_MANIFEST = MAX_MANIFEST_IDS * ID_SIZE + 1024
+MAX_NOTICE_SNAPSHOTS = 1024
+"""Most snapshot ids one notice names (32 KiB of ids: a notice fits wherever an
+announcement does). A bigger forget is split into several notices."""
+NOTICE_KINDS = ("forget", "hold", "release")
 
 
 def _seal_signed(key: nacl.signing.SigningKey, domain: bytes, body: dict[str, object]) -> bytes:
@@ -213,3 +222,106 @@ def decode_receipt(raw: bytes) -> Receipt:
         time=get_int(body, "t"),
         raw=bytes(raw),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An owner's signed forget, hold or release of some of its announced snapshots."""
+
+    owner: bytes
+    """Raw peer id of the owner (the signer)."""
+    seq: int
+    """Per-owner sequence number, shared with the owner's announcements."""
+    kind: str
+    """``forget``, ``hold`` or ``release`` (``NOTICE_KINDS``)."""
+    snapshots: tuple[BlobId, ...]
+    until: int
+    """Unix seconds a hold lasts until (0 for forget and release)."""
+    time: int
+    """Unix seconds when made."""
+    raw: bytes = b""
+
+    @classmethod
+    def create(
+        cls,
+        key: nacl.signing.SigningKey,
+        *,
+        seq: int,
+        kind: str,
+        snapshots: tuple[BlobId, ...],
+        until: int = 0,
+        time: int,
+    ) -> Notice:
+        """Sign a new notice with the owner's identity key.
+
+        Raises:
+            ValueError: an unknown kind, no snapshots or more than
+                ``MAX_NOTICE_SNAPSHOTS``, or a hold without ``until``.
+        """
+        _check_notice(kind, len(snapshots), until, ValueError)
+        owner = peer_id_from_public(bytes(key.verify_key))
+        body = {
+            "owner": owner,
+            "seq": seq,
+            "k": kind,
+            "snaps": b"".join(bytes(s) for s in snapshots),
+            "until": until,
+            "t": time,
+        }
+        raw = _seal_signed(key, NOTICE_DOMAIN, body)
+        return cls(owner, seq, kind, tuple(snapshots), until, time, raw)
+
+
+def _check_notice(kind: str, count: int, until: int, error: type[Exception]) -> None:
+    if kind not in NOTICE_KINDS:
+        raise error(f"unknown notice kind {kind!r}")
+    if not 1 <= count <= MAX_NOTICE_SNAPSHOTS:
+        raise error(f"a notice names 1 to {MAX_NOTICE_SNAPSHOTS} snapshots, not {count}")
+    if (kind == "hold") != (until > 0):
+        raise error("a hold notice, and only a hold notice, has an until time")
+
+
+def decode_notice(raw: bytes) -> Notice:
+    """Decode a notice and verify the owner's signature.
+
+    Raises:
+        WireError: malformed, oversized, a bad signature or inconsistent fields.
+    """
+    body = _open_signed(raw, NOTICE_DOMAIN, "owner", MAX_ANNOUNCEMENT, "notice")
+    kind = body.get("k")
+    packed = get_bytes(body, "snaps", cap=MAX_NOTICE_SNAPSHOTS * ID_SIZE)
+    if len(packed) % ID_SIZE:
+        raise WireError("notice snapshot ids are not a whole number of 32-byte ids")
+    until = get_int(body, "until")
+    if not isinstance(kind, str):
+        raise WireError("field 'k' must be a string")
+    _check_notice(kind, len(packed) // ID_SIZE, until, WireError)
+    return Notice(
+        owner=get_bytes(body, "owner", PEER_ID_SIZE),
+        seq=get_int(body, "seq", 1),
+        kind=kind,
+        snapshots=tuple(BlobId(packed[i : i + ID_SIZE]) for i in range(0, len(packed), ID_SIZE)),
+        until=until,
+        time=get_int(body, "t"),
+        raw=bytes(raw),
+    )
+
+
+OwnerRecord = Announcement | Notice
+"""One entry of an owner's sequence: an announcement or a notice."""
+
+
+def decode_owner_record(raw: bytes) -> OwnerRecord:
+    """Decode an entry of an owner's stream (announcement or notice), signature checked.
+
+    A notice's body has a ``k`` field, an announcement's has not; each is then verified
+    under its own signature domain, so one can never pass for the other.
+
+    Raises:
+        WireError: as ``decode_announcement`` / ``decode_notice``.
+    """
+    outer = decode_map(raw, MAX_ANNOUNCEMENT)
+    body = decode_map(get_bytes(outer, "body", cap=MAX_ANNOUNCEMENT), MAX_ANNOUNCEMENT)
+    if "k" in body:
+        return decode_notice(raw)
+    return decode_announcement(raw)

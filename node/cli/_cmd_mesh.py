@@ -89,27 +89,30 @@ def add(
         }
         rec = _call(home, "POST", "/api/v1/peers", json=body)
         if rec is None:
-            from node.p2p import PeerBook
+            from node.p2p import PeerBook, peer_change
+            from node.repo import append_audit
             from protocol import WireError, parse_peer_id
 
             local = parse_peer_id(_local_peer_id(home))
             with opened(home, password_file) as repo:
+                book = PeerBook(repo.store)
                 try:
-                    rec = (
-                        PeerBook(repo.store)
-                        .add(
-                            local,
-                            peer_id,
-                            addrs=addr or [],
-                            name=name,
-                            store_for=store_for,
-                            store_at=store_at,
-                            quota=quota_bytes,
-                        )
-                        .to_json()
+                    before = book.get(parse_peer_id(peer_id))
+                    added = book.add(
+                        local,
+                        peer_id,
+                        addrs=addr or [],
+                        name=name,
+                        store_for=store_for,
+                        store_at=store_at,
+                        quota=quota_bytes,
                     )
                 except (WireError, ValueError) as exc:
                     raise CliError(str(exc), EXIT_USAGE) from None
+                change = peer_change(before, added)
+                if change is not None:
+                    append_audit(repo, *change)
+                rec = added.to_json()
         if json_out:
             print_json(rec)
             return
@@ -129,14 +132,21 @@ def remove(
     with user_errors():
         done = _call(home, "DELETE", f"/api/v1/peers/{peer_id}")
         if done is None:
-            from node.p2p import PeerBook
+            from node.p2p import PeerBook, peer_change
+            from node.repo import append_audit
             from protocol import WireError, parse_peer_id
 
             with opened(home, password_file) as repo:
+                book = PeerBook(repo.store)
                 try:
-                    known = PeerBook(repo.store).remove(parse_peer_id(peer_id))
+                    raw = parse_peer_id(peer_id)
                 except WireError as exc:
                     raise CliError(str(exc), EXIT_USAGE) from None
+                before = book.get(raw)
+                known = book.remove(raw)
+                change = peer_change(before, None) if known else None
+                if change is not None:
+                    append_audit(repo, *change)
             if not known:
                 raise CliError(f"no peer {peer_id}")
         print(f"peer {peer_id} removed")

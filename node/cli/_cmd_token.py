@@ -42,11 +42,15 @@ def create(
             paths = resolve_home(home)
             paths.require_node()
             from node.daemon import create_token
+            from node.repo import audit_without_unlock
 
-            try:
-                made = {"name": name, "role": role, "token": create_token(paths.root, name, role)}
-            except ValueError as exc:
-                raise CliError(str(exc), EXIT_USAGE) from None
+            with audit_without_unlock(paths) as audit:
+                try:
+                    token = create_token(paths.root, name, role)
+                except ValueError as exc:
+                    raise CliError(str(exc), EXIT_USAGE) from None
+                audit("token_create", {"name": name, "role": role, "by": "cli"})
+            made = {"name": name, "role": role, "token": token}
         if json_out:
             print_json(made)
         else:
@@ -84,11 +88,15 @@ def revoke(
             paths = resolve_home(home)
             paths.require_node()
             from node.daemon import revoke_token
+            from node.repo import audit_without_unlock
 
-            try:
-                removed = revoke_token(paths.root, name)
-            except ValueError as exc:
-                raise CliError(str(exc), EXIT_USAGE) from None
+            with audit_without_unlock(paths) as audit:
+                try:
+                    removed = revoke_token(paths.root, name)
+                except ValueError as exc:
+                    raise CliError(str(exc), EXIT_USAGE) from None
+                if removed:
+                    audit("token_revoke", {"name": name, "count": removed, "by": "cli"})
             if not removed:
                 raise CliError(f"no token named {name!r}")
         print(f"revoked {name}")

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from node.config import load_config
 from node.ops import LocalControl
-from node.repo import Repository, open_repository, resolve_home
+from node.repo import HomePaths, Repository, open_repository, resolve_home
 
 from ._passphrase import get_passphrase
 from ._remote import RemoteControl, find_daemon
@@ -67,7 +70,13 @@ def control(home: Path | None, password_file: Path | None) -> Iterator[Control]:
             remote.close()
         return
     with opened(home, password_file) as repo:
-        yield LocalControl(repo)
+        yield LocalControl(repo, owner_lease=partial(_owner_lease, paths))
+
+
+def _owner_lease(paths: HomePaths) -> float:
+    """The config's ``gc.owner_lease`` (seconds); an invalid config is an error, never
+    a silent default: the lease decides when other owners' data may be deleted."""
+    return float(load_config(paths.config, env=os.environ).config.gc.owner_lease.seconds)
 
 
 def print_json(value: Any) -> None:

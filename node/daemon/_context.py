@@ -5,6 +5,7 @@ Routes live in one module per area (``_routes_*``); each exposes ``router(ctx)``
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,12 +16,14 @@ import trio
 from fastapi import Depends, HTTPException, Request
 
 from node.ops import LocalControl
-from node.repo import Repository
+from node.p2p import DEFAULT_OWNER_LEASE
+from node.repo import RefusalAudit, Repository
 
 from ._jobs import Jobs
 from ._tokens import TokenInfo, TokenVerifier
 
 T = TypeVar("T")
+log = logging.getLogger("shadowvault.daemon")
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
 
 
@@ -47,10 +50,15 @@ class NodeContext:
     """The ``Scheduler`` once running (typed loosely: it is built after the context)."""
     components: dict[str, Callable[[], dict[str, Any]]] = field(default_factory=dict)
     """name -> health probe, for /health."""
+    owner_lease_s: float = DEFAULT_OWNER_LEASE
+    """The config's ``gc.owner_lease`` (seconds)."""
+    refusals: RefusalAudit | None = None
+    """Where refused API requests (401/403) are counted for the audit log."""
 
     @property
     def control(self) -> LocalControl:
-        return LocalControl(self.repo)
+        lease = self.owner_lease_s
+        return LocalControl(self.repo, owner_lease=lambda: lease)
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a short blocking store call off the event loop."""
@@ -65,11 +73,28 @@ class NodeContext:
             scheme, _, token = header.partition(" ")
             info = verifier.check(token.strip()) if scheme.lower() == "bearer" else None
             if info is None:
+                self._refused(request, "unauthenticated")
                 raise HTTPException(
                     401, "missing or invalid bearer token", headers={"WWW-Authenticate": "Bearer"}
                 )
             if RANK[info.role] < RANK[need]:
+                self._refused(request, f"forbidden:{info.role}")
                 raise HTTPException(403, f"role {info.role!r} cannot do this (needs {need!r})")
             return info
 
         return Depends(dependency)
+
+    async def push_new_records(self) -> None:
+        """Push our new forget/hold/release notices to our holders now (best effort:
+        they pull them at their next sync round anyway)."""
+        if self.mesh is None:
+            return
+        try:
+            await self.mesh.push_new()
+        except Exception:
+            log.exception("pushing notices to holders failed")
+
+    def _refused(self, request: Request, reason: str) -> None:
+        if self.refusals is not None:
+            client = request.client.host if request.client is not None else "unknown"
+            self.refusals.note(client, reason)

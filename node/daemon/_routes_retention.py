@@ -38,7 +38,9 @@ def router(ctx: NodeContext) -> APIRouter:
     @api.post("/holds", dependencies=[admin])
     async def hold(request: HoldRequest) -> dict[str, Any]:
         """Hold a snapshot until a date (extend only), or release its hold."""
-        return await ctx.in_thread(ctx.control.hold, request)
+        result = await ctx.in_thread(ctx.control.hold, request)
+        await ctx.push_new_records()  # holders honour the hold (or release) too
+        return result
 
     @api.get("/holds", dependencies=[viewer])
     async def holds() -> list[dict[str, Any]]:

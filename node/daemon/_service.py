@@ -31,7 +31,7 @@ from hypercorn.trio import serve
 
 from node.config import NodeConfig
 from node.p2p import Mesh, open_mesh, settings_from_config
-from node.repo import HomePaths, open_repository
+from node.repo import HomePaths, RefusalAudit, append_audit, open_repository
 from node.repo._fsutil import atomic_write
 from protocol import BlobId, peer_id_from_public, peer_id_text
 
@@ -110,6 +110,30 @@ def _announce_after_backups(ctx: NodeContext, nursery: trio.Nursery) -> None:
     ctx.jobs.on_finish.append(hook)
 
 
+def _push_after_forgets(ctx: NodeContext, nursery: trio.Nursery) -> None:
+    """Push the forget notices a forget job made to our holders at once (they would
+    also pull them at their next sync round)."""
+
+    def hook(job: Job) -> None:
+        if job.kind == "forget" and job.state == "succeeded":
+            nursery.start_soon(ctx.push_new_records)
+
+    ctx.jobs.on_finish.append(hook)
+
+
+async def _flush_refusals(ctx: NodeContext) -> None:
+    """Write refused API requests (aggregated per minute) to the audit log; the current
+    minute's at shutdown."""
+    assert ctx.refusals is not None
+    try:
+        while True:
+            await trio.sleep(15)
+            await ctx.in_thread(ctx.refusals.flush)
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(partial(ctx.refusals.flush, force=True))
+
+
 def _p2p_health(mesh: Mesh) -> dict[str, Any]:
     """The mesh's part of /health: listening, and how many trusted peers answer."""
     peers = mesh.list_peers()
@@ -162,6 +186,10 @@ async def run_daemon(
             info={"peer_id": peer_id, "version": VERSION, "pid": os.getpid()},
             shutdown=shutdown,
             config_view=config_view or [],
+            owner_lease_s=cfg.gc.owner_lease.seconds,
+            refusals=RefusalAudit(
+                lambda action, details: append_audit(repo, action, details), via="api"
+            ),
         )
         jobs.on_start.append(job_started)
         jobs.on_finish.append(job_finished)
@@ -200,6 +228,8 @@ async def run_daemon(
             mesh.add_configured_peers(cfg.peers)
             ctx.components["p2p"] = partial(_p2p_health, mesh)
             _announce_after_backups(ctx, nursery)
+            _push_after_forgets(ctx, nursery)
+            nursery.start_soon(_flush_refusals, ctx)
             if handle_signals:
                 nursery.start_soon(_watch_signals, shutdown)
             nursery.start_soon(

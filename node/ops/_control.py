@@ -18,6 +18,7 @@ from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from node.p2p import DEFAULT_OWNER_LEASE
 from node.repo import (
     Repository,
     Subset,
@@ -287,10 +288,19 @@ def _backup_progress(progress: Progress | None) -> _FileProgress | None:
 
 
 class LocalControl:
-    """The operations, run on a repository this process has open."""
+    """The operations, run on a repository this process has open.
 
-    def __init__(self, repo: Repository) -> None:
+    Args:
+        repo: the open repository.
+        owner_lease: the config's ``gc.owner_lease`` in seconds, asked for only by
+            forget and gc (so other commands do not load the config).
+    """
+
+    def __init__(
+        self, repo: Repository, *, owner_lease: Callable[[], float] = lambda: DEFAULT_OWNER_LEASE
+    ) -> None:
         self.repo = repo
+        self._owner_lease = owner_lease
 
     def snapshots(
         self, tags: list[str] | None = None, paths: list[str] | None = None
@@ -406,12 +416,15 @@ class LocalControl:
 
     def forget(self, request: ForgetRequest, progress: Progress | None = None) -> dict[str, Any]:
         """Forget by policy or id (held snapshots stay); with ``prune``, gc afterwards."""
-        return run_forget(self.repo, request.options()).as_dict()
+        return run_forget(self.repo, request.options(), owner_lease_s=self._owner_lease()).as_dict()
 
     def gc(self, request: GcRequest, progress: Progress | None = None) -> dict[str, Any]:
         """Collect what no kept snapshot (or running operation) needs."""
         return run_gc(
-            self.repo, dry_run=request.dry_run, grace_s=parse_span(request.grace)
+            self.repo,
+            dry_run=request.dry_run,
+            grace_s=parse_span(request.grace),
+            owner_lease_s=self._owner_lease(),
         ).as_dict()
 
     def hold(self, request: HoldRequest) -> dict[str, Any]:

@@ -3,28 +3,33 @@
 The daemon and the CLI call these; each returns a dataclass with ``as_dict()`` for JSON.
 Every action that deletes or protects data is appended to the audit log
 (``node.repo.append_audit``); a dry run changes nothing and logs nothing.
+
+Peers honour them too: forgetting, holding or releasing a snapshot we announced appends
+a signed notice to our stream (``node.p2p.announce_retention``), which our holders pull;
+gc keeps other owners' data as their streams and leases say
+(``node.p2p.ForeignRetention``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.p2p import DEFAULT_OWNER_LEASE, ForeignRetention, announce_retention
 from node.repo import (
     DEFAULT_REWRITE_BELOW,
-    BlobKind,
     GcReport,
     Hold,
     HomePaths,
     RepoError,
     Repository,
     SnapshotHeld,
-    Store,
     append_audit,
     collect_garbage,
     delete_snapshot_record,
@@ -127,13 +132,18 @@ class ForgetResult:
 
 
 def run_forget(
-    repo: Repository, opts: ForgetOptions, *, extra_roots: Iterable[bytes] = ()
+    repo: Repository,
+    opts: ForgetOptions,
+    *,
+    extra_roots: Iterable[bytes] = (),
+    owner_lease_s: float = DEFAULT_OWNER_LEASE,
 ) -> ForgetResult:
     """Forget snapshots by policy (restic's semantics, ``_policy``) or by id.
 
     A snapshot under an active hold is never removed: it is kept with the reason
-    "held until ...". With ``prune``, gc runs afterwards (``extra_roots`` as for
-    ``run_gc``).
+    "held until ...". Removed snapshots that were announced to peers are named in a
+    signed forget notice, so their holders may collect them. With ``prune``, gc runs
+    afterwards (``extra_roots`` and ``owner_lease_s`` as for ``run_gc``).
 
     Raises:
         PolicyError: an empty or invalid policy (nothing is removed).
@@ -179,6 +189,8 @@ def run_forget(
             result.held.append(snap_id)  # held between the decision and now
             continue
         result.removed.append(snap_id)
+    if result.removed:
+        announce_retention(repo, "forget", [bytes.fromhex(i) for i in result.removed])
     if result.removed or result.held:
         append_audit(
             repo,
@@ -190,11 +202,20 @@ def run_forget(
             },
         )
     if opts.prune:
-        result.gc = run_gc(repo, grace_s=opts.grace_s, extra_roots=extra_roots)
+        result.gc = run_gc(
+            repo, grace_s=opts.grace_s, extra_roots=extra_roots, owner_lease_s=owner_lease_s
+        )
     return result
 
 
 # -- gc -------------------------------------------------------------------------------------
+
+
+@dataclass
+class GcResult(GcReport):
+    """gc's report, and what retention decided for other owners' data (``foreign``)."""
+
+    foreign: dict[str, Any] = field(default_factory=dict)
 
 
 def run_gc(
@@ -204,26 +225,32 @@ def run_gc(
     grace_s: float = 0.0,
     extra_roots: Iterable[bytes] = (),
     rewrite_below: float = DEFAULT_REWRITE_BELOW,
-) -> GcReport:
+    owner_lease_s: float = DEFAULT_OWNER_LEASE,
+) -> GcResult:
     """Collect garbage (``node.repo.collect_garbage``) and log it.
 
+    Other owners' data (FOREIGN blobs) goes only as its owner's signed stream says (a
+    forget notice, no hold) or when the owner has been silent for ``owner_lease_s``
+    (``node.p2p.ForeignRetention``); the report's ``foreign`` says what was decided.
+
     Args:
-        extra_roots: blob ids kept besides own snapshots' (the mesh: foreign owners'
-            manifests and FOREIGN blobs).
+        extra_roots: blob ids kept besides own snapshots' and what other owners keep.
+        owner_lease_s: seconds without a signed word from an owner before its unheld
+            data may go (config ``gc.owner_lease``).
 
     Raises:
         GcError: another gc is running, or a kept snapshot cannot be read.
     """
-    # Other owners' data (FOREIGN blobs) is never collected here: a holder drops it only
-    # on its owner's signed forget or a lapsed lease, which gc does not decide.
+    keep = ForeignRetention(repo, owner_lease_s=owner_lease_s)
     report = collect_garbage(
         repo,
-        extra_roots=itertools.chain(extra_roots, foreign_blob_ids(repo.store)),
+        extra_roots=itertools.chain(extra_roots, keep.roots()),
         grace_s=grace_s,
         dry_run=dry_run,
         rewrite_below=rewrite_below,
     )
     if not dry_run:
+        keep.settle()
         append_audit(
             repo,
             "gc",
@@ -233,16 +260,12 @@ def run_gc(
                 "packs_deleted": report.packs_deleted,
                 "packs_rewritten": report.packs_rewritten,
                 "grace_s": grace_s,
+                "owners_lapsed": keep.report.lapsed,
+                "foreign_collectable": keep.report.collectable,
             },
         )
-    return report
-
-
-def foreign_blob_ids(store: Store) -> Iterator[bytes]:
-    """Every blob this node keeps for another owner."""
-    for blob_id, loc in store.iter_blobs():
-        if loc is not None and loc.kind == BlobKind.FOREIGN:
-            yield bytes(blob_id)
+    fields = {f.name: getattr(report, f.name) for f in dataclasses.fields(report)}
+    return GcResult(**fields, foreign=keep.report.as_dict())
 
 
 # -- holds ------------------------------------------------------------------------------------
@@ -273,6 +296,7 @@ def hold_snapshot(repo: Repository, ref: str, until_ns: int, reason: str = "") -
     snap = resolve_snapshot(repo, ref)
     assert snap.id is not None
     hold = set_hold(repo.store, snap.id, until_ns, reason)
+    announce_retention(repo, "hold", [bytes(snap.id)], until=-(-until_ns // 1_000_000_000))
     append_audit(
         repo, "hold", {"snapshot": str(snap.id), "until": hold.until_iso, "reason": reason}
     )
@@ -293,6 +317,7 @@ def release_snapshot(repo: Repository, ref: str) -> HoldResult:
         snap_id = ref.lower()
     old = release_hold(repo.store, _blob_id(snap_id))
     if old is not None:
+        announce_retention(repo, "release", [bytes.fromhex(snap_id)])
         append_audit(
             repo,
             "release",

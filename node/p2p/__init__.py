@@ -11,6 +11,9 @@ Terms:
         role is refused every request (``not_authorised``).
     announcement: an owner's signed "snapshot N is X, its manifest is M".
     receipt: a holder's signed "I hold a complete copy of X".
+    notice: an owner's signed forget, hold or release of snapshots it announced; with
+        the announcements it forms the owner's stream, which holders honour
+        (``_retain``: what a holder keeps, and the owner's lease).
 """
 
 from ._errors import MeshError as MeshError
@@ -35,9 +38,17 @@ from ._mesh import RepoBlobSource as RepoBlobSource
 from ._mesh import open_mesh as open_mesh
 from ._mesh import replicas_of as replicas_of
 from ._mesh import settings_from_config as settings_from_config
+from ._notice import announce_retention as announce_retention
+from ._notice import record_notices as record_notices
 from ._peers import PeerBook as PeerBook
 from ._peers import PeerRecord as PeerRecord
+from ._peers import peer_change as peer_change
 from ._peers import strip_p2p as strip_p2p
+from ._retain import DEFAULT_OWNER_LEASE as DEFAULT_OWNER_LEASE
+from ._retain import ForeignReport as ForeignReport
+from ._retain import ForeignRetention as ForeignRetention
+from ._retain import OwnerView as OwnerView
+from ._retain import owner_view as owner_view
 from ._server import BlobSource as BlobSource
 from ._server import ReplayCache as ReplayCache
 from ._state import MeshState as MeshState
@@ -45,8 +56,11 @@ from ._state import QState as QState
 
 __all__ = [
     "BlobSource",
+    "DEFAULT_OWNER_LEASE",
     "FetchReport",
     "FetchResult",
+    "ForeignReport",
+    "ForeignRetention",
     "HealReport",
     "Mesh",
     "MeshError",
@@ -54,6 +68,7 @@ __all__ = [
     "MeshSettings",
     "MeshState",
     "MissingBlob",
+    "OwnerView",
     "PeerBook",
     "PeerMisbehaved",
     "PeerRecord",
@@ -64,12 +79,16 @@ __all__ = [
     "ReplayCache",
     "RepoBlobSource",
     "UnknownPeer",
+    "announce_retention",
     "fetch_snapshot",
     "heal_blobs",
     "heal_problems",
     "missing_blobs",
     "open_host",
     "open_mesh",
+    "owner_view",
+    "peer_change",
+    "record_notices",
     "replicas_of",
     "settings_from_config",
     "strip_p2p",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import trio
 from libp2p.peer.id import ID
 
-from node.repo import BlobKind, RepoError, Store
+from node.repo import BlobKind, PinSet, RepoError, Store
 from protocol import MAX_WANT, BlobId, BlobsReply, WantBlobs, blob_id_of, peer_id_text
 
 from . import _metrics as metrics
@@ -31,6 +31,9 @@ PARALLEL = 3
 """Batches fetched at once (from different peers when there are several)."""
 WRONG_BLOB_PENALTY = 10
 UNREACHABLE_PENALTY = 1
+_PIN_BY_ID_ONLY = (1 << 62, 0)
+"""A pin-set watermark above any append position: a fetch pins the stored blobs it
+relies on by id; what it writes is pinned by its own write sessions."""
 
 
 class QuotaExceeded(MeshError):
@@ -112,13 +115,29 @@ class Fetcher:
         """
         if replace and kind is BlobKind.FOREIGN:
             raise ValueError("only the owner's own blobs are replaced")
+        # Blobs found already stored are pinned until the fetch ends, in one step with
+        # the look-up (``_lacking``): a gc collecting a forgotten snapshot's blobs cannot
+        # remove one that a new snapshot of the same owner is counting on.
+        with self._store.pins.session(_PIN_BY_ID_ONLY) as pins:
+            return await self._fetch(ids, sources, owner, quota, kind, replace, pins)
+
+    async def _fetch(
+        self,
+        ids: Sequence[BlobId],
+        sources: Sequence[ID],
+        owner: bytes,
+        quota: int,
+        kind: BlobKind,
+        replace: bool,
+        pins: PinSet,
+    ) -> FetchResult:
         result = FetchResult()
         if replace:
             wanted = list(dict.fromkeys(ids))
         elif kind is BlobKind.FOREIGN:
-            wanted = await trio.to_thread.run_sync(self._lacking_for, ids, owner)
+            wanted = await trio.to_thread.run_sync(self._lacking_for, ids, owner, pins)
         else:
-            wanted = await trio.to_thread.run_sync(self._lacking, ids)
+            wanted = await trio.to_thread.run_sync(self._lacking, ids, pins)
         # Verified blobs are written by a second task while the next reply is on its way
         # (writes end in an fdatasync); the channel holds one reply, bounding memory.
         send, receive = trio.open_memory_channel[list[tuple[BlobId, bytes]]](1)
@@ -197,10 +216,10 @@ class Fetcher:
         except RepoError:
             return 0
 
-    def _lacking_for(self, ids: Sequence[BlobId], owner: bytes) -> list[BlobId]:
+    def _lacking_for(self, ids: Sequence[BlobId], owner: bytes, pins: PinSet) -> list[BlobId]:
         """``_lacking``, and the owner's blobs stored but not yet counted as held for it
         (a crash between a write and its accounting) are counted now."""
-        lacking = self._lacking(ids)
+        lacking = self._lacking(ids, pins)
         missing = set(lacking)
         uncounted = []
         for blob_id in dict.fromkeys(ids):
@@ -215,13 +234,19 @@ class Fetcher:
             self._held.pop(owner, None)  # re-read the total at the next write
         return lacking
 
-    def _lacking(self, ids: Sequence[BlobId]) -> list[BlobId]:
+    def _lacking(self, ids: Sequence[BlobId], pins: PinSet) -> list[BlobId]:
+        """The ids not stored here; those stored are pinned for the rest of the fetch."""
         seen: set[bytes] = set()
         out = []
         for i in ids:
-            if i not in seen and not self._store.has(i):
-                out.append(i)
+            if i in seen:
+                continue
             seen.add(i)
+            with self._store.pins.lock:  # as gc deletes: pinned, or gone before we look
+                if self._store.has(i):
+                    pins.add(i)
+                else:
+                    out.append(i)
         return out
 
     async def _fetch_from(

@@ -28,13 +28,21 @@ from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
 from node.config import P2PConfig, PeerConfig
-from node.repo import BlobKind, BlobNotFound, CorruptBlob, Repository
+from node.repo import (
+    BlobKind,
+    BlobNotFound,
+    CorruptBlob,
+    RefusalAudit,
+    Repository,
+    append_audit,
+)
 from protocol import (
     EXCHANGE_PROTOCOL,
     MAX_SKEW,
     Ack,
     Announcement,
     BlobId,
+    OwnerRecord,
     PushAnnouncement,
     parse_peer_id,
     peer_id_text,
@@ -47,13 +55,17 @@ from ._errors import MeshError, UnknownPeer
 from ._fetch import Fetcher, FetchResult, Scores
 from ._gossip import Gossip, open_gossip
 from ._host import MeshHost, open_host, single_exceptions
-from ._peers import PeerBook, PeerRecord, strip_p2p
+from ._peers import PeerBook, PeerRecord, peer_change, strip_p2p
 from ._recover import restore_snapshot_record
 from ._replicate import Replicator, build_announcement
+from ._retain import LeaseClock, owner_view
 from ._server import BlobSource, ExchangeServer
 from ._state import MeshState
 
 log = logging.getLogger("shadowvault.p2p")
+
+REFUSAL_FLUSH_EVERY = 15.0
+"""Seconds between writes of ended refusal windows to the audit log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +182,10 @@ class Mesh:
             retry_base=settings.retry_base,
             retry_max=settings.retry_max,
         )
+        self.lease = LeaseClock(self.state)
+        self.refusals = RefusalAudit(
+            lambda action, details: append_audit(repo, action, details), via="p2p"
+        )
         self.server = ExchangeServer(
             local_peer=host.peer_id.to_bytes(),
             peers=self.peers,
@@ -177,7 +193,10 @@ class Mesh:
             blobs=blobs,
             on_announcement=self._on_pushed,
             max_skew=int(settings.request_window),
+            on_refused=lambda peer, code: self.refusals.note(peer_id_text(peer), code),
+            on_heard=self._heard,
         )
+        self._pushed = self.state.last_seq(host.peer_id.to_bytes())
         self._gossip: Gossip | None = None
         self._discovery: Discovery | None = None
 
@@ -216,6 +235,7 @@ class Mesh:
             WireError: ``peer_id`` is not an Ed25519 peer id.
             ValueError: it is our own id, or a negative quota.
         """
+        before = self.peers.get(parse_peer_id(peer_id))
         rec = self.peers.add(
             self._host.peer_id.to_bytes(),
             peer_id,
@@ -225,8 +245,14 @@ class Mesh:
             store_at=store_at,
             quota=quota,
         )
+        self._audit_peer(before, rec)
         self._host.add_addrs(ID(rec.raw_id), rec.addrs)
         return rec
+
+    def _audit_peer(self, before: PeerRecord | None, after: PeerRecord | None) -> None:
+        change = peer_change(before, after)
+        if change is not None:
+            append_audit(self._repo, *change)
 
     def add_configured_peers(self, peers: Sequence[PeerConfig]) -> list[PeerRecord]:
         """Add (or update) the peers listed in the node config (``peers:``), at start."""
@@ -244,7 +270,12 @@ class Mesh:
 
     def remove_peer(self, peer_id: str) -> bool:
         """Forget a peer (its requests are refused from now on). True if it was known."""
-        return self.peers.remove(parse_peer_id(peer_id))
+        raw = parse_peer_id(peer_id)
+        before = self.peers.get(raw)
+        removed = self.peers.remove(raw)
+        if removed:
+            self._audit_peer(before, None)
+        return removed
 
     def list_peers(self) -> list[dict[str, Any]]:
         """Every known peer as JSON-ready dicts: its record, ``connected``, ``held_for``
@@ -316,6 +347,7 @@ class Mesh:
             RepoError, ValueError: see ``build_announcement``.
         """
         ann = await trio.to_thread.run_sync(build_announcement, self._repo, self.state, snapshot_id)
+        self._pushed = max(self._pushed, ann.seq)
         async with trio.open_nursery() as nursery:
             for rec in self.peers.all():
                 if rec.store_at:
@@ -324,14 +356,39 @@ class Mesh:
                 nursery.start_soon(self._gossip.publish, ann)
         return ann
 
-    async def _push(self, peer: ID, ann: Announcement) -> None:
+    async def push_new(self) -> int:
+        """Push our records (notices: forget, hold, release) made since the last push to
+        every store-at peer; returns how many. Offline peers get them by pulling.
+
+        The daemon calls it after a forget or a hold change; without it they still
+        leave with the holders' next pull (on connect and every sync round).
+        """
+        local = self._host.peer_id.to_bytes()
+        records = list(self.state.records(local, self._pushed))
+        if not records:
+            return 0
+        self._pushed = max(self._pushed, records[-1].seq)
+        async with trio.open_nursery() as nursery:
+            for rec in self.peers.all():
+                if rec.store_at:
+                    for record in records:
+                        nursery.start_soon(self._push, ID(rec.raw_id), record)
+        return len(records)
+
+    async def _push(self, peer: ID, ann: OwnerRecord) -> None:
         try:
             await self.client.request(peer, PushAnnouncement(ann.raw), Ack)
         except MeshError as exc:
-            log.info("announcement %d not pushed to %s: %s", ann.seq, peer, exc)
+            log.info("record %d not pushed to %s: %s", ann.seq, peer, exc)
 
-    def _on_pushed(self, ann: Announcement) -> None:
+    def _on_pushed(self, ann: OwnerRecord) -> None:
         self.replicator.accept(ann)
+
+    def _heard(self, peer: bytes) -> None:
+        """A verified request: from an owner we store for, it renews its lease."""
+        rec = self.peers.get(peer)
+        if rec is not None and rec.store_for:
+            self.lease.heard(peer, time.time())
 
     async def sync(self) -> None:
         """One round, as the background loop does it: dial known peers, pull
@@ -441,7 +498,11 @@ class Mesh:
                 if rec.store_at:
                     nursery.start_soon(self._dial_and_pull, ID(rec.raw_id))
         restored = []
-        for ann in list(self.state.announcements(self._host.peer_id.to_bytes())):
+        local = self._host.peer_id.to_bytes()
+        forgotten = owner_view(self.state, local).forgotten
+        for ann in list(self.state.announcements(local)):
+            if ann.snapshot_id in forgotten:
+                continue  # forgotten on purpose: it stays forgotten
             snap = await trio.to_thread.run_sync(restore_snapshot_record, self._repo, ann)
             if snap is not None:
                 restored.append(snap)
@@ -459,11 +520,26 @@ class Mesh:
             # Known peers (also those added while the node was stopped) are dialled at
             # once; each connection is pulled from by the notifee's path.
             nursery.start_soon(self._dial_known)
+            nursery.start_soon(self._flush_refusals)
             while True:
                 # At start too: known peers are dialled and pulled at once, not after
                 # the first interval.
                 await trio.sleep(self._settings.sync_interval)
                 await _logged(self.sync(), "sync round")
+
+    async def _flush_refusals(self) -> None:
+        """Write the aggregated refusals of each ended minute to the audit log; the
+        current minute's at exit."""
+        try:
+            while True:
+                await trio.sleep(REFUSAL_FLUSH_EVERY)
+                await _logged(trio.to_thread.run_sync(self._flush_refusals_now), "audit")
+        finally:
+            with trio.CancelScope(shield=True):
+                await _logged(trio.to_thread.run_sync(self._flush_refusals_now, True), "audit")
+
+    def _flush_refusals_now(self, force: bool = False) -> None:
+        self.refusals.flush(force=force)
 
     async def _pull_on_connect(self, pulls: trio.MemoryReceiveChannel[ID]) -> None:
         async for peer in pulls:

@@ -204,3 +204,29 @@ def strip_p2p(addr: str) -> str:
         return str(ma.decapsulate(multiaddr.Multiaddr(f"/p2p/{ma.value_for_protocol('p2p')}")))
     except Exception:
         return str(ma)
+
+
+def peer_change(
+    before: PeerRecord | None, after: PeerRecord | None
+) -> tuple[str, dict[str, Any]] | None:
+    """The audit entry (action, details) for a change of the peer list, or None when
+    only addresses, name or last-seen changed (trust did not).
+
+    Actions: ``peer_add``, ``peer_remove``, ``peer_change`` (roles or quota).
+    """
+    rec = after or before
+    if rec is None:
+        return None
+
+    def trust(r: PeerRecord | None) -> dict[str, Any] | None:
+        if r is None:
+            return None
+        return {"store_for": r.store_for, "store_at": r.store_at, "quota": r.quota}
+
+    if before is None:
+        return "peer_add", {"peer": rec.peer_id, "name": rec.name, **(trust(after) or {})}
+    if after is None:
+        return "peer_remove", {"peer": rec.peer_id, "name": rec.name, **(trust(before) or {})}
+    if trust(before) == trust(after):
+        return None
+    return "peer_change", {"peer": rec.peer_id, "before": trust(before), "after": trust(after)}

@@ -22,7 +22,14 @@ import msgpack
 import trio
 from libp2p.peer.id import ID
 
-from node.repo import BlobNotFound, CorruptBlob, Repository, load_snapshot, walk_references
+from node.repo import (
+    BlobNotFound,
+    CorruptBlob,
+    Repository,
+    get_hold,
+    load_snapshot,
+    walk_references,
+)
 from protocol import (
     Ack,
     Announcement,
@@ -31,11 +38,13 @@ from protocol import (
     BlobId,
     DeliverReceipt,
     Manifest,
+    Notice,
+    OwnerRecord,
     Receipt,
     WireError,
     blob_id_of,
-    decode_announcement,
     decode_manifest,
+    decode_owner_record,
     peer_id_from_public,
 )
 
@@ -43,7 +52,9 @@ from . import _metrics as metrics
 from ._client import ExchangeClient
 from ._errors import MeshError
 from ._fetch import Fetcher, QuotaExceeded
+from ._notice import record_notices
 from ._peers import PeerBook
+from ._retain import owner_view
 from ._state import MeshState, QState
 
 log = logging.getLogger("shadowvault.p2p")
@@ -76,18 +87,26 @@ def build_announcement(repo: Repository, state: MeshState, snapshot_id: BlobId) 
     manifest = Manifest(snapshot_id, tuple(ids)).encode()
     manifest_id = blob_id_of(manifest)
     state.put_manifest(manifest_id, manifest)
-    ann = Announcement.create(
-        repo.identity,
-        seq=state.last_seq(owner) + 1,
-        snapshot_id=snapshot_id,
-        manifest_id=manifest_id,
-        record=repo.store.read(snapshot_id),
-        record_sig=record_sig,
-        time=int(time.time()),
+    record = repo.store.read(snapshot_id)
+    made = state.append_own(
+        owner,
+        lambda seq: Announcement.create(
+            repo.identity,
+            seq=seq,
+            snapshot_id=snapshot_id,
+            manifest_id=manifest_id,
+            record=record,
+            record_sig=record_sig,
+            time=int(time.time()),
+        ),
     )
-    state.put_announcement(ann)
+    assert isinstance(made, Announcement)
     metrics.ANNOUNCEMENTS.labels("sent").inc()
-    return ann
+    # A hold set before the snapshot was announced travels right behind it.
+    hold = get_hold(repo.store, snapshot_id)
+    if hold is not None and hold.active():
+        record_notices(repo, state, "hold", [snapshot_id], until=hold.until_ns // 1_000_000_000)
+    return made
 
 
 class Replicator:
@@ -118,10 +137,13 @@ class Replicator:
         self.wake = trio.Event()
         self._pass_lock = trio.Lock()
 
-    def accept(self, ann: Announcement) -> bool:
-        """Keep and queue a verified announcement of an owner we store for.
+    def accept(self, ann: OwnerRecord) -> bool:
+        """Keep and queue a verified announcement or notice of an owner we store for.
 
-        Our own announcements coming back (recovery) are kept but not queued.
+        Our own records coming back (recovery) are kept but not queued. A record can
+        only be the owner's own (its signature names it), and a sequence number once
+        taken is never overwritten. Every record renews the owner's lease (at its signed
+        time, never later than now). A forget stops replicating what it names.
         Returns True if it was new.
         """
         if ann.owner != self._local:
@@ -130,11 +152,30 @@ class Replicator:
                 return False
         if not self._state.put_announcement(ann):
             return False
-        if ann.owner != self._local:
-            metrics.ANNOUNCEMENTS.labels("received").inc()
-            self._state.queue(ann.owner, ann.seq, QState())
-            self.wake.set()
+        if ann.owner == self._local:
+            return True
+        now = int(self._clock())
+        if min(ann.time, now) > self._state.last_heard(ann.owner):
+            self._state.heard_from(ann.owner, min(ann.time, now))
+        metrics.ANNOUNCEMENTS.labels("received").inc()
+        if isinstance(ann, Notice):
+            if ann.kind == "forget":
+                self._stop_forgotten(ann.owner)
+            return True
+        self._state.queue(ann.owner, ann.seq, QState())
+        self._stop_forgotten(ann.owner)  # a forget may have come before its announcement
+        self.wake.set()
         return True
+
+    def _stop_forgotten(self, owner: bytes) -> None:
+        """Queue entries of snapshots the owner forgot are done with (``forgotten``)."""
+        view = owner_view(self._state, owner)
+        for seq, ann in view.announced.items():
+            if ann.snapshot_id not in view.forgotten:
+                continue
+            q = self._state.qstate(owner, seq)
+            if q is not None and q.state != "forgotten":
+                self._state.queue(owner, seq, replace(q, state="forgotten"))
 
     async def pull(self, peer: ID) -> int:
         """Ask ``peer`` for announcements we lack: its own if we store for it, and ours
@@ -149,7 +190,9 @@ class Replicator:
         new = 0
         for owner in owners:
             while True:
-                after = self._state.last_seq(owner)
+                # From the first gap: a record missed while later ones came by push (a
+                # hold, a forget) is caught up, not skipped.
+                after = self._state.contiguous_seq(owner)
                 reply = await self._client.request(
                     peer, AnnouncementsSince(owner, after), AnnouncementsReply
                 )
@@ -161,7 +204,7 @@ class Replicator:
                         continue
                     new += self.accept(ann)
                 # A peer that keeps saying "more" without moving us forward is ignored.
-                if not reply.more or self._state.last_seq(owner) <= after:
+                if not reply.more or self._state.contiguous_seq(owner) <= after:
                     break
         return new
 
@@ -181,7 +224,7 @@ class Replicator:
             for owner, seq, q in list(self._state.queued()):
                 if q.state == "complete" and q.receipt_sent:
                     continue
-                if q.state in ("failed",) or q.next_try > self._clock():
+                if q.state in ("failed", "forgotten") or q.next_try > self._clock():
                     continue
                 await self._replicate(owner, seq, q)
 
@@ -237,8 +280,8 @@ class Replicator:
         return replace(q, missing=missing, tries=q.tries + 1, next_try=self._clock() + delay)
 
 
-def _decode_checked(raw: bytes, owner: bytes) -> Announcement:
-    ann = decode_announcement(raw)
+def _decode_checked(raw: bytes, owner: bytes) -> OwnerRecord:
+    ann = decode_owner_record(raw)
     if ann.owner != owner:
         raise WireError("announcement of another owner")
     return ann

@@ -12,6 +12,10 @@ Checks, in order, each refusal counted in ``shadowvault_p2p_requests_refused_tot
    pushing an announcement needs store-for (we keep that owner's data) and delivering a
    receipt needs store-at (they keep ours).
 
+Each refusal is also handed to ``on_refused`` (the mesh aggregates them into the audit
+log), and each request that passes the checks to ``on_heard`` (an owner's signed request
+renews its lease).
+
 Which blobs are served: our own, and foreign blobs we hold, to any authorised peer. Blob
 ids are hashes of ciphertext that only the owner and its holders learn, and the blobs
 are sealed, so an id works as a capability; holders of the same owner fetch from each
@@ -36,7 +40,6 @@ from protocol import (
     MAX_SKEW,
     REPLY_BUDGET,
     Ack,
-    Announcement,
     AnnouncementsReply,
     AnnouncementsSince,
     BlobId,
@@ -46,13 +49,14 @@ from protocol import (
     ErrorReply,
     HaveQuery,
     HaveReply,
+    OwnerRecord,
     PushAnnouncement,
     Receipt,
     Reply,
     SignedRequest,
     WantBlobs,
     WireError,
-    decode_announcement,
+    decode_owner_record,
     decode_receipt,
     decode_request,
     encode_reply,
@@ -124,9 +128,12 @@ class ExchangeServer:
         peers: the peer list (roles).
         state: mesh records (announcements, receipts).
         blobs: where served blobs are read from.
-        on_announcement: called with each new, verified announcement pushed by an owner.
+        on_announcement: called with each verified announcement or notice pushed by
+            its owner.
         max_skew: seconds a request's time may be off our clock.
         clock: unix time source (tests pass a fixed one).
+        on_refused: called with (peer, reason code) for each refused request.
+        on_heard: called with the peer of each request that passed every check.
     """
 
     def __init__(
@@ -136,15 +143,19 @@ class ExchangeServer:
         peers: PeerBook,
         state: MeshState,
         blobs: BlobSource,
-        on_announcement: Callable[[Announcement], None],
+        on_announcement: Callable[[OwnerRecord], None],
         max_skew: int = MAX_SKEW,
         clock: Callable[[], float] = time.time,
+        on_refused: Callable[[bytes, str], None] | None = None,
+        on_heard: Callable[[bytes], None] | None = None,
     ) -> None:
         self._local = local_peer
         self._peers = peers
         self._state = state
         self._blobs = blobs
         self._on_announcement = on_announcement
+        self._on_refused = on_refused
+        self._on_heard = on_heard
         self._clock = clock
         self._max_skew = max_skew
         self._replay = ReplayCache(ttl=2 * max_skew + 1)
@@ -161,7 +172,7 @@ class ExchangeServer:
                     raw = await read_frame(stream, MAX_REQUEST_FRAME)
                 except WireError as exc:
                     # The stream is out of step (oversized or cut frame): answer, then close.
-                    metrics.REQUESTS_REFUSED.labels(exc.code.value).inc()
+                    self._refused(peer, exc.code)
                     await write_frame(stream, encode_reply(ErrorReply(exc.code, str(exc))))
                     await stream.close()
                     return
@@ -181,16 +192,24 @@ class ExchangeServer:
             async with self._limit:
                 reply = await self._dispatch(peer, req)
         except _Refused as exc:
-            metrics.REQUESTS_REFUSED.labels(exc.code.value).inc()
+            self._refused(peer, exc.code)
             return ErrorReply(exc.code, str(exc))
         except WireError as exc:
-            metrics.REQUESTS_REFUSED.labels(exc.code.value).inc()
+            self._refused(peer, exc.code)
             return ErrorReply(exc.code, str(exc))
         except Exception:
             log.exception("serving a request failed")
             return ErrorReply(ErrorCode.INTERNAL, "")
         metrics.REQUESTS_SERVED.labels(type(req.body).__name__).inc()
         return reply
+
+    def _refused(self, peer: bytes, code: ErrorCode) -> None:
+        metrics.REQUESTS_REFUSED.labels(code.value).inc()
+        if self._on_refused is not None:
+            try:
+                self._on_refused(peer, code.value)
+            except Exception:
+                log.exception("noting a refused request failed")
 
     def _check(self, peer: bytes, raw: bytes) -> SignedRequest:
         req = decode_request(raw)
@@ -212,6 +231,8 @@ class ExchangeServer:
             raise _Refused(ErrorCode.NOT_AUTHORISED, "this node does not store for you")
         if isinstance(req.body, DeliverReceipt) and not rec.store_at:
             raise _Refused(ErrorCode.NOT_AUTHORISED, "this node does not store at you")
+        if self._on_heard is not None:
+            self._on_heard(peer)
         return req
 
     async def _dispatch(self, peer: bytes, req: SignedRequest) -> Reply:
@@ -223,14 +244,14 @@ class ExchangeServer:
         if isinstance(body, AnnouncementsSince):
             anns: list[bytes] = []
             more = False
-            for ann in self._state.announcements(body.owner, body.seq):
+            for ann in self._state.records(body.owner, body.seq):
                 if len(anns) == MAX_ANNOUNCEMENTS_PER_REPLY:
                     more = True
                     break
                 anns.append(ann.raw)
             return AnnouncementsReply(tuple(anns), more)
         if isinstance(body, PushAnnouncement):
-            ann = decode_announcement(body.announcement)
+            ann = decode_owner_record(body.announcement)
             if ann.owner != peer:
                 raise _Refused(ErrorCode.NOT_AUTHORISED, "you may only push your own announcements")
             self._on_announcement(ann)

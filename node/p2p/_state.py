@@ -3,11 +3,12 @@
 =================================================  ============================================
 key                                                value
 =================================================  ============================================
-``A`` + owner (38) + seq (u64 BE)                  signed announcement (as received or made)
+``A`` + owner (38) + seq (u64 BE)                  signed announcement or notice (the owner's stream)
 ``AM`` + manifest id (32)                          the owner's own manifest bytes
 ``Q`` + owner (38) + seq (u64 BE)                  replication state, msgpack (see ``QState``)
 ``R`` + snapshot id (32) + holder (38)             a holder's signed receipt (owner side)
 ``O`` + owner (38) + blob id (32)                  u64 BE size of a foreign blob held for owner
+``L`` + owner (38)                                 u64 BE unix seconds: last signed word from owner
 =================================================  ============================================
 
 Owner peer ids start with ``0x00 0x24``, so ``A`` + owner never collides with ``AM``.
@@ -19,7 +20,8 @@ keeps its own here: it is in clear, and the owner's packs hold only sealed blobs
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import msgpack
@@ -29,9 +31,10 @@ from protocol import (
     PEER_ID_SIZE,
     Announcement,
     BlobId,
+    OwnerRecord,
     Receipt,
     WireError,
-    decode_announcement,
+    decode_owner_record,
     decode_receipt,
 )
 
@@ -42,7 +45,9 @@ MANIFEST_PREFIX = b"AM"
 QUEUE_PREFIX = b"Q"
 RECEIPT_PREFIX = b"R"
 OWNED_PREFIX = b"O"
+LEASE_PREFIX = b"L"
 _SEQ = struct.Struct(">Q")
+_own_seq = threading.Lock()  # our next sequence number: announcements and notices race
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,8 @@ class QState:
     """Where replication of one announced snapshot stands (holder side)."""
 
     state: str = "pending"
-    """``pending``, ``complete``, ``quota_exceeded`` or ``failed`` (bad manifest)."""
+    """``pending``, ``complete``, ``quota_exceeded``, ``failed`` (bad manifest) or
+    ``forgotten`` (its owner forgot the snapshot: nothing more to fetch)."""
     missing: int = -1
     """Blobs still missing after the last attempt (-1: not counted yet)."""
     tries: int = 0
@@ -92,18 +98,26 @@ class MeshState:
     def __init__(self, store: RecordStore) -> None:
         self._store = store
 
-    # -- announcements ----------------------------------------------------------------------
+    # -- the owners' streams: announcements and notices ---------------------------------------
 
-    def put_announcement(self, ann: Announcement) -> bool:
-        """Keep an announcement; False if one with this owner and seq is already kept."""
+    def put_announcement(self, ann: OwnerRecord) -> bool:
+        """Keep an announcement or notice; False if its owner and seq are already taken."""
         key = ANNOUNCE_PREFIX + ann.owner + _SEQ.pack(ann.seq)
         if self._store.get_record(key) is not None:
             return False
         self._store.put_records([(key, ann.raw)])
         return True
 
-    def announcements(self, owner: bytes, after: int = 0) -> Iterator[Announcement]:
-        """The owner's announcements with seq > ``after``, in seq order (damaged ones skipped)."""
+    def append_own(self, owner: bytes, make: Callable[[int], OwnerRecord]) -> OwnerRecord:
+        """Make and keep our next record: ``make(seq)`` with the next free sequence number
+        (one lock per process, so an announcement and a notice never take the same one)."""
+        with _own_seq:
+            record = make(self.last_seq(owner) + 1)
+            self.put_announcement(record)
+            return record
+
+    def records(self, owner: bytes, after: int = 0) -> Iterator[OwnerRecord]:
+        """The owner's records with seq > ``after``, in seq order (damaged ones skipped)."""
         prefix = ANNOUNCE_PREFIX + owner
         for key, raw in self._store.iter_records(prefix):
             if len(key) != len(prefix) + _SEQ.size:
@@ -112,9 +126,25 @@ class MeshState:
             if seq <= after:
                 continue
             try:
-                yield decode_announcement(bytes(raw))
+                yield decode_owner_record(bytes(raw))
             except WireError:
                 continue
+
+    def announcements(self, owner: bytes, after: int = 0) -> Iterator[Announcement]:
+        """The owner's announcements with seq > ``after``, in seq order (damaged ones skipped)."""
+        for rec in self.records(owner, after):
+            if isinstance(rec, Announcement):
+                yield rec
+
+    def owners(self) -> list[bytes]:
+        """Every owner with a stream here (ourselves included, if we announced)."""
+        out: list[bytes] = []
+        for key, _ in self._store.iter_records(ANNOUNCE_PREFIX):
+            if len(key) == 1 + PEER_ID_SIZE + _SEQ.size and (
+                not out or out[-1] != key[1 : 1 + PEER_ID_SIZE]
+            ):
+                out.append(bytes(key[1 : 1 + PEER_ID_SIZE]))
+        return out
 
     def last_seq(self, owner: bytes) -> int:
         last = 0
@@ -124,14 +154,43 @@ class MeshState:
                 last = max(last, _SEQ.unpack(key[len(prefix) :])[0])
         return last
 
+    def contiguous_seq(self, owner: bytes) -> int:
+        """The highest N such that records 1..N of the owner are all here: where a pull
+        resumes, so a record missed while later ones arrived by push is caught up."""
+        prefix = ANNOUNCE_PREFIX + owner
+        expected = 1
+        for key, _ in self._store.iter_records(prefix):
+            if len(key) != len(prefix) + _SEQ.size:
+                continue
+            if _SEQ.unpack(key[len(prefix) :])[0] != expected:
+                break
+            expected += 1
+        return expected - 1
+
     def announcement(self, owner: bytes, seq: int) -> Announcement | None:
         raw = self._store.get_record(ANNOUNCE_PREFIX + owner + _SEQ.pack(seq))
         if raw is None:
             return None
         try:
-            return decode_announcement(bytes(raw))
+            rec = decode_owner_record(bytes(raw))
         except WireError:
             return None
+        return rec if isinstance(rec, Announcement) else None
+
+    # -- owners' leases (holder side) ------------------------------------------------------------
+
+    def heard_from(self, owner: bytes, when: int) -> None:
+        """Note a verified signed message from ``owner`` at unix second ``when``.
+
+        Not synced: a record lost in a machine crash only makes the lease look older by
+        the owner's next message, which is due within a sync interval.
+        """
+        self._store.put_records([(LEASE_PREFIX + owner, _SEQ.pack(when))], sync=False)
+
+    def last_heard(self, owner: bytes) -> int:
+        """Unix second of the last signed word from ``owner`` (0: never heard)."""
+        raw = self._store.get_record(LEASE_PREFIX + owner)
+        return _SEQ.unpack(raw)[0] if raw is not None and len(raw) == _SEQ.size else 0
 
     # -- the owner's manifests ----------------------------------------------------------------
 
@@ -189,6 +248,27 @@ class MeshState:
                 count += 1
                 total += _SEQ.unpack(raw)[0]
         return count, total
+
+    def held_owners(self) -> list[bytes]:
+        """Every owner some foreign blob is held for."""
+        out: list[bytes] = []
+        for key, _ in self._store.iter_records(OWNED_PREFIX):
+            owner = bytes(key[1 : 1 + PEER_ID_SIZE])
+            if len(key) == 1 + PEER_ID_SIZE + ID_SIZE and (not out or out[-1] != owner):
+                out.append(owner)
+        return out
+
+    def held_blobs(self, owner: bytes) -> Iterator[BlobId]:
+        """The blob ids held for ``owner``."""
+        prefix = OWNED_PREFIX + owner
+        for key, _ in self._store.iter_records(prefix):
+            if len(key) == len(prefix) + ID_SIZE:
+                yield BlobId(bytes(key[len(prefix) :]))
+
+    def drop_held(self, owner: bytes, blob_ids: list[bytes]) -> None:
+        """Stop counting these blobs as held for ``owner`` (they were collected)."""
+        if blob_ids:
+            self._store.put_records([(OWNED_PREFIX + owner + bytes(b), None) for b in blob_ids])
 
     def is_held_for(self, owner: bytes, blob_id: bytes) -> bool:
         return self._store.get_record(OWNED_PREFIX + owner + bytes(blob_id)) is not None

@@ -15,6 +15,7 @@ from ._audit import AuditEntry as AuditEntry
 from ._audit import AuditVerifyReport as AuditVerifyReport
 from ._audit import append_audit as append_audit
 from ._audit import append_audit_to as append_audit_to
+from ._audit import audit_without_unlock as audit_without_unlock
 from ._audit import list_audit as list_audit
 from ._audit import verify_audit as verify_audit
 from ._check import CheckReport as CheckReport
@@ -55,6 +56,7 @@ from ._kit import open_kit as open_kit
 from ._kit import write_kit as write_kit
 from ._pack import BlobKind as BlobKind
 from ._pins import PinSet as PinSet
+from ._refusals import RefusalAudit as RefusalAudit
 from ._repair import RepairReport as RepairReport
 from ._repair import repair_index as repair_index
 from ._repository import InitOptions as InitOptions
@@ -119,6 +121,7 @@ __all__ = [
     "ProgressFn",
     "RecoveryReport",
     "Reference",
+    "RefusalAudit",
     "RepairReport",
     "RepoError",
     "Repository",
@@ -134,6 +137,7 @@ __all__ = [
     "WrongPassphrase",
     "append_audit",
     "append_audit_to",
+    "audit_without_unlock",
     "change_passphrase",
     "check_store",
     "collect_garbage",

@@ -21,6 +21,8 @@ import datetime as dt
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +33,8 @@ import nacl.signing
 
 from . import _index as ix
 from ._errors import RepoError
-from ._repository import Repository
+from ._home import HomePaths
+from ._repository import Repository, identity_of
 from ._store import Store
 
 ENTRY_DOMAIN = b"shadowvault/audit-entry/v1\x00"
@@ -122,6 +125,26 @@ def append_audit_to(
             ]
         )
     return AuditEntry(seq + 1, now, action, details, digest)
+
+
+@contextmanager
+def audit_without_unlock(home: HomePaths) -> Iterator[Callable[[str, dict[str, Any]], AuditEntry]]:
+    """Append entries for a change made without unlocking the node (API tokens).
+
+    The identity key signs (it needs no passphrase) and the store is opened for its
+    index only. Enter it before making the change, so a store that cannot be opened
+    (another process owns it) stops the change instead of leaving it unlogged.
+
+    Raises:
+        StoreLocked: another process owns the store.
+        FormatError, HomeError: no node here.
+    """
+    identity = identity_of(home)
+    store = Store.open(home.store)
+    try:
+        yield lambda action, details: append_audit_to(store, identity, action, details)
+    finally:
+        store.close()
 
 
 def _head(store: Store) -> tuple[int, bytes]:
