@@ -27,7 +27,9 @@ from protocol import (
     ErrorReply,
     HaveQuery,
     HaveReply,
+    MAX_NOTICE_SNAPSHOTS,
     Manifest,
+    Notice,
     PushAnnouncement,
     Receipt,
     WantBlobs,
@@ -36,6 +38,8 @@ from protocol import (
     decode_announcement,
     decode_body,
     decode_manifest,
+    decode_notice,
+    decode_owner_record,
     decode_receipt,
     decode_reply,
     decode_request,
@@ -269,6 +273,69 @@ def test_receipt_round_trip_and_forgery():
         decode_receipt(msgpack.packb(outer))
 
 
+def _notice(key=KEY_A, kind="forget", until=0, n=2) -> Notice:
+    return Notice.create(key, seq=7, kind=kind, snapshots=_ids(n), until=until, time=NOW)
+
+
+@pytest.mark.parametrize(
+    ("kind", "until"), [("forget", 0), ("hold", NOW + 86400), ("release", 0)], ids=str
+)
+def test_notice_round_trip_and_owner_stream_dispatch(kind, until):
+    notice = _notice(kind=kind, until=until)
+    assert decode_notice(notice.raw) == notice
+    assert decode_owner_record(notice.raw) == notice
+    ann = _announcement()
+    assert decode_owner_record(ann.raw) == ann
+
+
+def test_notice_forged_owner_and_cross_domain_are_refused():
+    notice = _notice()
+    outer = msgpack.unpackb(notice.raw)
+    body = msgpack.unpackb(outer["body"])
+    body["owner"] = PEER_B  # claim to be B, keep A's signature
+    outer["body"] = msgpack.packb(body)
+    with pytest.raises(WireError) as err:
+        decode_owner_record(msgpack.packb(outer))
+    assert err.value.code is ErrorCode.BAD_SIGNATURE
+    # An announcement's signature never passes for a notice (separate domains).
+    ann_outer = msgpack.unpackb(_announcement().raw)
+    ann_body = msgpack.unpackb(ann_outer["body"])
+    ann_body.update({"k": "forget", "snaps": b"x" * 32, "until": 0})
+    ann_outer["body"] = msgpack.packb(ann_body)
+    with pytest.raises(WireError):
+        decode_owner_record(msgpack.packb(ann_outer))
+
+
+@pytest.mark.parametrize(
+    ("kind", "until", "n"),
+    [
+        ("hold", 0, 1),
+        ("forget", NOW, 1),
+        ("purge", 0, 1),
+        ("forget", 0, 0),
+        ("forget", 0, MAX_NOTICE_SNAPSHOTS + 1),
+    ],
+    ids=["hold-without-until", "forget-with-until", "unknown-kind", "empty", "too-many"],
+)
+def test_notice_inconsistent_fields_are_refused(kind, until, n):
+    with pytest.raises(ValueError):
+        _notice(kind=kind, until=until, n=n)
+    body = {
+        "owner": PEER_A,
+        "seq": 1,
+        "k": kind,
+        "snaps": b"".join(_ids(n)),
+        "until": until,
+        "t": NOW,
+    }
+    raw_body = encode_map(body)
+    from protocol import NOTICE_DOMAIN
+
+    sig = bytes(KEY_A.sign(NOTICE_DOMAIN + raw_body).signature)
+    with pytest.raises(WireError):
+        decode_notice(encode_map({"v": 1, "body": raw_body, "sig": sig}))
+
+
 # -- fuzz: garbage and truncation give WireError, nothing else ------------------------------
 
 DECODERS = [
@@ -278,12 +345,17 @@ DECODERS = [
     decode_announcement,
     decode_manifest,
     decode_receipt,
+    decode_notice,
+    decode_owner_record,
 ]
 VALID = {
     "request": _request(),
     "reply": encode_reply(BlobsReply(((BlobId(b"a" * 32), b"data"),))),
     "announcement": _announcement().raw,
     "manifest": Manifest(BlobId(b"s" * 32), _ids(4)).encode(),
+    "notice": Notice.create(
+        KEY_A, seq=2, kind="hold", snapshots=_ids(2), until=NOW + 1, time=NOW
+    ).raw,
     "receipt": Receipt.create(
         KEY_B,
         owner=PEER_A,
@@ -344,6 +416,7 @@ def test_decoders_truncated_or_flipped_raise_wire_error_only(name, cut, flip, bi
         "announcement": decode_announcement,
         "manifest": decode_manifest,
         "receipt": decode_receipt,
+        "notice": decode_owner_record,
     }[name]
     truncated = raw[: cut % len(raw)]
     with pytest.raises(WireError):
