@@ -16,6 +16,7 @@ from node.ops import record_key_change
 from node.repo import (
     ChunkerParams,
     HomeError,
+    HomePaths,
     InitOptions,
     change_passphrase,
     identity_of,
@@ -28,6 +29,7 @@ from node.repo import (
 from ._common import HomeOpt, JsonOpt, PasswordFileOpt, print_json
 from ._errors import CliError, user_errors
 from ._passphrase import get_new_passphrase, get_passphrase, write_generated_passphrase
+from ._remote import RemoteError, call_daemon
 from ._sizes import parse_size
 
 
@@ -141,9 +143,18 @@ def passwd(
         old = get_passphrase(password_file, paths)
         new = get_new_passphrase(new_password_file, env_prefix="SHADOWVAULT_NEW")
         change_passphrase(paths, old, new)
-        if not record_key_change(paths, new):
+        if not record_key_change(paths, new) and not _key_change_via_daemon(paths):
             print("note: the store is busy, so the audit log does not record this change")
         if paths.generated_passphrase.exists():
             paths.generated_passphrase.unlink()
             print(f"removed the old generated passphrase file {paths.generated_passphrase}")
         print("passphrase changed")
+
+
+def _key_change_via_daemon(paths: HomePaths) -> bool:
+    """Have the running daemon, which owns the store, log the change (it checks that
+    the key file really changed). False if no daemon answers."""
+    try:
+        return call_daemon(paths, "POST", "/api/v1/audit/key-change") is not None
+    except RemoteError:
+        return False

@@ -54,6 +54,9 @@ class NodeContext:
     """The config's ``gc.owner_lease`` (seconds)."""
     refusals: RefusalAudit | None = None
     """Where refused API requests (401/403) are counted for the audit log."""
+    key_digest: str = ""
+    """BLAKE3 of ``keys/master.key`` as last seen: a passphrase change made while the
+    daemon owns the store is logged by the daemon once the file differs."""
 
     @property
     def control(self) -> LocalControl:

@@ -3,11 +3,13 @@ holds: viewer)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException
 
 from node.ops import ForgetRequest, GcRequest, HoldRequest
+from node.repo import HomePaths, append_audit, key_file_digest
 
 from ._context import NodeContext
 
@@ -51,6 +53,19 @@ def router(ctx: NodeContext) -> APIRouter:
     async def audit(since_ns: int | None = None) -> list[dict[str, Any]]:
         """The signed, hash-chained audit log (from ``since_ns`` on)."""
         return await ctx.in_thread(ctx.control.audit, since_ns)
+
+    @api.post("/audit/key-change", dependencies=[admin])
+    async def key_change() -> dict[str, Any]:
+        """Log a passphrase change made while the daemon owns the store (the CLI calls
+        this after changing it). Only a real change is logged: the key file must differ
+        from the one the daemon last saw (409 otherwise)."""
+        digest = await ctx.in_thread(key_file_digest, HomePaths(ctx.home))
+        if digest == ctx.key_digest:
+            raise HTTPException(409, "the key file has not changed; nothing to record")
+        ctx.key_digest = digest
+        details = {"what": "passphrase", "time_ns": time.time_ns(), "via": "daemon"}
+        entry = await ctx.in_thread(append_audit, ctx.repo, "key_change", details)
+        return dict(entry.as_dict())
 
     @api.get("/audit/verify", dependencies=[admin])
     async def audit_verify() -> dict[str, Any]:

@@ -31,7 +31,7 @@ from hypercorn.trio import serve
 
 from node.config import NodeConfig
 from node.p2p import Mesh, open_mesh, settings_from_config
-from node.repo import HomePaths, RefusalAudit, append_audit, open_repository
+from node.repo import HomePaths, RefusalAudit, append_audit, key_file_digest, open_repository
 from node.repo._fsutil import atomic_write
 from protocol import BlobId, peer_id_from_public, peer_id_text
 
@@ -187,6 +187,7 @@ async def run_daemon(
             shutdown=shutdown,
             config_view=config_view or [],
             owner_lease_s=cfg.gc.owner_lease.seconds,
+            key_digest=key_file_digest(home),
             refusals=RefusalAudit(
                 lambda action, details: append_audit(repo, action, details), via="api"
             ),

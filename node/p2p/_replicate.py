@@ -54,7 +54,7 @@ from ._errors import MeshError
 from ._fetch import Fetcher, QuotaExceeded
 from ._notice import record_notices
 from ._peers import PeerBook
-from ._retain import owner_view
+from ._retain import OwnerView, owner_view
 from ._state import MeshState, QState
 
 log = logging.getLogger("shadowvault.p2p")
@@ -162,8 +162,8 @@ class Replicator:
             if ann.kind == "forget":
                 self._stop_forgotten(ann.owner)
             return True
+        # A forget that came before its announcement is applied by the pass.
         self._state.queue(ann.owner, ann.seq, QState())
-        self._stop_forgotten(ann.owner)  # a forget may have come before its announcement
         self.wake.set()
         return True
 
@@ -221,10 +221,17 @@ class Replicator:
         """One attempt at every queued snapshot whose backoff has expired."""
         async with self._pass_lock:
             self.wake = trio.Event()
+            views: dict[bytes, OwnerView] = {}  # each owner's stream replayed once a pass
             for owner, seq, q in list(self._state.queued()):
                 if q.state == "complete" and q.receipt_sent:
                     continue
                 if q.state in ("failed", "forgotten") or q.next_try > self._clock():
+                    continue
+                if owner not in views:
+                    views[owner] = owner_view(self._state, owner)
+                ann = views[owner].announced.get(seq)
+                if ann is not None and ann.snapshot_id in views[owner].forgotten:
+                    self._state.queue(owner, seq, replace(q, state="forgotten"))
                     continue
                 await self._replicate(owner, seq, q)
 

@@ -16,6 +16,7 @@ from ._audit import AuditVerifyReport as AuditVerifyReport
 from ._audit import append_audit as append_audit
 from ._audit import append_audit_to as append_audit_to
 from ._audit import audit_without_unlock as audit_without_unlock
+from ._audit import key_file_digest as key_file_digest
 from ._audit import list_audit as list_audit
 from ._audit import verify_audit as verify_audit
 from ._check import CheckReport as CheckReport
@@ -149,6 +150,7 @@ __all__ = [
     "init_home",
     "init_home_from_kit",
     "kdf_params_from_env",
+    "key_file_digest",
     "last_gc",
     "list_audit",
     "list_holds",

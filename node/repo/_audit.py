@@ -147,6 +147,12 @@ def audit_without_unlock(home: HomePaths) -> Iterator[Callable[[str, dict[str, A
         store.close()
 
 
+def key_file_digest(home: HomePaths) -> str:
+    """BLAKE3 (hex) of the wrapped master key file: it changes with every passphrase
+    change, so a daemon can tell a real change from a request to log one."""
+    return str(blake3.blake3(home.master_key.read_bytes()).hexdigest())
+
+
 def _head(store: Store) -> tuple[int, bytes]:
     raw = store.get_record(HEAD_KEY)
     if raw is None:

@@ -42,10 +42,19 @@ def test_token_changes_and_refused_api_calls_are_audited_through_the_daemon(
     assert d.api("POST", "/api/v1/gc", viewer, json={}).status_code == 403
     node.run("token", "revoke", "dash")
     assert d.api("GET", "/api/v1/snapshots", viewer).status_code == 401
+    # A passphrase change while the daemon owns the store is logged by the daemon, once.
+    new = "the-new-passphrase-" + node.passphrase[-8:]
+    node.secrets.append(new)
+    changed = node.run("key", "passwd", env={"SHADOWVAULT_NEW_PASSWORD": new})
+    assert "does not record" not in changed.stdout
+    assert d.api("POST", "/api/v1/audit/key-change").status_code == 409  # nothing new
+    node.passphrase = new
     assert d.stop() == 0  # the current minute's refusals are written at shutdown
     entries = _audit(node)
     actions = [e["action"] for e in entries]
     assert actions.index("token_create") < actions.index("token_revoke")
+    [key] = [e["details"] for e in entries if e["action"] == "key_change"]
+    assert key["via"] == "daemon"
     create = next(e for e in entries if e["action"] == "token_create")
     assert create["details"] == {"name": "dash", "role": "viewer", "by": "owner"}
     refused = [e["details"] for e in entries if e["action"] == "refused"]

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from protocol import (
     EXCHANGE_PROTOCOL,
+    MAX_NOTICE_SNAPSHOTS,
     MAX_REQUEST_FRAME,
     MAX_SKEW,
     MAX_WANT,
@@ -27,7 +28,6 @@ from protocol import (
     ErrorReply,
     HaveQuery,
     HaveReply,
-    MAX_NOTICE_SNAPSHOTS,
     Manifest,
     Notice,
     PushAnnouncement,
