@@ -134,6 +134,25 @@ def test_a_peer_added_while_stopped_is_dialled_at_start(mesh: Cluster) -> None:
         e.stop()
 
 
+def test_a_forget_reaches_the_holders_and_their_gc_collects_it(
+    mesh: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    a, b = mesh["A"], mesh["B"]
+    src = write_tree(tmp_path_factory.mktemp("brief") / "data", files=2, size=200_000)
+    snap = a.json("backup", src)["snapshot_id"]
+    a.run("status", "--wait-replicated", "2", "--timeout", "60")
+    held = held_for(b, a)
+    # Before the forget reaches B, B's gc keeps everything (nothing is collectable).
+    assert b.json("gc")["foreign"]["collectable"] == 0
+    assert snap in a.json("forget", snap)["removed"]  # pushed to B and C at once
+    deadline = time.monotonic() + 60
+    while (report := b.json("gc"))["foreign"]["forgotten"] == 0:
+        assert time.monotonic() < deadline, "the forget never reached B"
+        time.sleep(0.5)
+    assert report["blobs_removed"] > 0 and held_for(b, a) < held
+    b.run("check", "--read-data")
+
+
 def test_recover_a_lost_node_from_its_peers(
     mesh: Cluster, state: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from node.ops import ForgetOptions, run_forget
 from node.repo import BlobKind, HomePaths, list_snapshots, load_tree, open_repository
 from protocol import decode_manifest
 from tests.p2p.helpers import link, repo_at, running, snapshot_of
@@ -13,10 +14,14 @@ async def test_owner_recovers_snapshot_records_and_blobs_from_a_holder(tmp_path)
     repo_a, repo_b = repo_at(tmp_path / "a"), repo_at(tmp_path / "b")
     snap = snapshot_of(repo_a, tmp_path / "src", files=4)
     [original] = list_snapshots(repo_a)
+    gone = snapshot_of(repo_a, tmp_path / "src2", files=1, seed=5)
     try:
         async with running(repo_a) as a, running(repo_b) as b:
             link(a, b)
             ann = await a.announce(snap)
+            await a.announce(gone)
+            # A snapshot forgotten on purpose stays forgotten after a recovery.
+            run_forget(repo_a, ForgetOptions(snapshots=[str(gone)]))
             await b.sync()
             assert a.replicas()[snap.hex()] == [b.peer_id]
         repo_a.close()
