@@ -41,6 +41,16 @@ def _print_gc(report: dict[str, Any]) -> None:
         f"{report['spared_pinned']} spared for running operations, "
         f"{report['spared_grace']} by the grace period; {report['duration_s']:.2f}s"
     )
+    foreign = report.get("foreign") or {}
+    if foreign.get("owners"):
+        print(
+            f"other owners: {foreign['owners']}; snapshots they forgot {foreign['forgotten']}, "
+            f"they hold {foreign['held']}; their blobs that may go {foreign['collectable']}"
+        )
+    for owner in foreign.get("lapsed", []):
+        print(f"owner lease lapsed (gc.owner_lease): {owner}'s unheld data may go")
+    for problem in foreign.get("problems", []):
+        print(f"warning: {problem}")
 
 
 def forget(
