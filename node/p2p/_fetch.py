@@ -19,6 +19,7 @@ from node.repo import BlobKind, PinSet, RepoError, Store
 from protocol import MAX_WANT, BlobId, BlobsReply, WantBlobs, blob_id_of, peer_id_text
 
 from . import _metrics as metrics
+from . import _state
 from ._client import ExchangeClient
 from ._errors import MeshError, PeerMisbehaved
 from ._state import MeshState
@@ -85,6 +86,7 @@ class Fetcher:
         self._parallel = parallel
         self._write_lock = trio.Lock()
         self._held: dict[bytes, int] = {}  # owner -> bytes held, loaded on first use
+        self._held_generation = _state.held_generation
         self._turn = 0  # rotates which holder each fetch call starts with
 
     async def fetch(
@@ -330,6 +332,9 @@ class Fetcher:
         size = sum(len(d) for _, d in blobs)
         held = 0
         if foreign:
+            if self._held_generation != _state.held_generation:  # gc freed some quota
+                self._held.clear()
+                self._held_generation = _state.held_generation
             if owner not in self._held:
                 self._held[owner] = self._state.held_for(owner)[1]
             held = self._held[owner]

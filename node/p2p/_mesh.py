@@ -347,11 +347,16 @@ class Mesh:
             RepoError, ValueError: see ``build_announcement``.
         """
         ann = await trio.to_thread.run_sync(build_announcement, self._repo, self.state, snapshot_id)
-        self._pushed = max(self._pushed, ann.seq)
+        # With it go our records not pushed yet (a hold that follows the announcement).
+        local = self._host.peer_id.to_bytes()
+        records: list[OwnerRecord] = [ann]
+        records += [r for r in self.state.records(local, self._pushed) if r.seq != ann.seq]
+        self._pushed = max(r.seq for r in [*records, ann])
         async with trio.open_nursery() as nursery:
             for rec in self.peers.all():
                 if rec.store_at:
-                    nursery.start_soon(self._push, ID(rec.raw_id), ann)
+                    for record in records:
+                        nursery.start_soon(self._push, ID(rec.raw_id), record)
             if self._gossip is not None:
                 nursery.start_soon(self._gossip.publish, ann)
         return ann

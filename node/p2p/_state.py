@@ -48,6 +48,9 @@ OWNED_PREFIX = b"O"
 LEASE_PREFIX = b"L"
 _SEQ = struct.Struct(">Q")
 _own_seq = threading.Lock()  # our next sequence number: announcements and notices race
+held_generation = 0
+"""Bumped when gc stops counting blobs as held (``drop_held``): a cached per-owner total
+(the fetcher's quota check) older than this is re-read."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,8 +270,10 @@ class MeshState:
 
     def drop_held(self, owner: bytes, blob_ids: list[bytes]) -> None:
         """Stop counting these blobs as held for ``owner`` (they were collected)."""
+        global held_generation
         if blob_ids:
             self._store.put_records([(OWNED_PREFIX + owner + bytes(b), None) for b in blob_ids])
+            held_generation += 1
 
     def is_held_for(self, owner: bytes, blob_id: bytes) -> bool:
         return self._store.get_record(OWNED_PREFIX + owner + bytes(blob_id)) is not None
