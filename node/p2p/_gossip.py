@@ -1,4 +1,4 @@
-"""Announcements by GossipSub: fast fan-out, never the only path.
+"""Announcements and notices by GossipSub: fast fan-out, never the only path.
 
 GossipSub delivers a new announcement to every subscribed node within milliseconds,
 relayed by nodes that are not its owner's direct peers. It is lossy by design (a node
@@ -8,8 +8,9 @@ things up: the "since N" pull on every (re)connect stays the source of truth.
 Settings, per the field notes: spam protection off (it rate-limits even our own
 publishes and drops silently), a 1 s heartbeat (the default 120 s repairs the mesh far
 too slowly), messages signed and verified by libp2p (``strict_signing``). On top, each
-message must be an announcement signed by its owner, published by that owner: a relayed
-message keeps its original ``from_id``, so the check holds across hops.
+message must be a record of an owner's stream (announcement or notice) signed by its
+owner, published by that owner: a relayed message keeps its original ``from_id``, so the
+check holds across hops.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from protocol import Announcement, WireError, decode_announcement
+from protocol import OwnerRecord, WireError, decode_owner_record
 
 from ._host import MeshHost
 
@@ -40,24 +41,24 @@ class Gossip:
     def __init__(self, pubsub: Pubsub) -> None:
         self._pubsub = pubsub
 
-    async def publish(self, ann: Announcement) -> None:
-        """Publish one of our announcements (best effort)."""
+    async def publish(self, ann: OwnerRecord) -> None:
+        """Publish one of our records (best effort)."""
         try:
             await self._pubsub.publish(ANNOUNCE_TOPIC, ann.raw)
         except Exception as exc:  # no peers subscribed yet, or the router is stopping
-            log.info("gossip publish of announcement %d failed: %r", ann.seq, exc)
+            log.info("gossip publish of record %d failed: %r", ann.seq, exc)
 
 
 @asynccontextmanager
 async def open_gossip(
-    host: MeshHost, on_announcement: Callable[[Announcement], object]
+    host: MeshHost, on_announcement: Callable[[OwnerRecord], object]
 ) -> AsyncIterator[Gossip]:
     """Join the announcement topic until the block exits.
 
     Args:
         host: the running host.
-        on_announcement: called with each verified announcement whose publisher is its
-            owner (the caller decides whether it stores for that owner).
+        on_announcement: called with each verified announcement or notice whose
+            publisher is its owner (the caller decides whether it stores for that owner).
 
     Ownership: the pubsub services and the subscription task live in the block; on exit
     the pubsub's cleanup thread (which libp2p never stops itself) is stopped.
@@ -85,11 +86,11 @@ async def open_gossip(
         pubsub.seen_messages.stop()
 
 
-async def _receive(subscription: object, on_announcement: Callable[[Announcement], object]) -> None:
+async def _receive(subscription: object, on_announcement: Callable[[OwnerRecord], object]) -> None:
     while True:
         msg = await subscription.get()  # type: ignore[attr-defined]
         try:
-            ann = decode_announcement(bytes(msg.data))
+            ann = decode_owner_record(bytes(msg.data))
             if ID(bytes(msg.from_id)).to_bytes() != ann.owner:
                 raise WireError("announcement published by someone other than its owner")
         except (WireError, ValueError) as exc:

@@ -358,7 +358,8 @@ class Mesh:
                     for record in records:
                         nursery.start_soon(self._push, ID(rec.raw_id), record)
             if self._gossip is not None:
-                nursery.start_soon(self._gossip.publish, ann)
+                for record in records:
+                    nursery.start_soon(self._gossip.publish, record)
         return ann
 
     async def push_new(self) -> int:
@@ -378,6 +379,9 @@ class Mesh:
                 if rec.store_at:
                     for record in records:
                         nursery.start_soon(self._push, ID(rec.raw_id), record)
+            if self._gossip is not None:
+                for record in records:
+                    nursery.start_soon(self._gossip.publish, record)
         return len(records)
 
     async def _push(self, peer: ID, ann: OwnerRecord) -> None:

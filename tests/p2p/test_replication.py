@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client import REGISTRY
 
-from node.p2p import MeshState, RepoBlobSource
+from node.ops import hold_snapshot
+from node.p2p import MeshState, RepoBlobSource, owner_view
 from node.repo import BlobKind, check_store
 from protocol import BlobId, decode_manifest
 from tests.p2p.helpers import know, link, repo_at, running, snapshot_of, wait_until
@@ -155,6 +158,10 @@ async def test_announcement_reaches_an_indirect_holder_by_gossip(tmp_path):
             # c's first try may come before b is complete; its retry fetches from b.
             await wait_until(lambda: c.state.qstate(a_raw, 1).state == "complete")
             assert repos["c"].store.read(snap) == repos["a"].store.read(snap)
+            # A hold notice travels the same way.
+            hold_snapshot(repos["a"], str(snap), time.time_ns() + 86400 * 10**9)
+            assert await a.push_new() == 1
+            await wait_until(lambda: owner_view(c.state, a_raw).held(snap, time.time()))
     finally:
         for r in repos.values():
             r.close()
