@@ -105,7 +105,8 @@ def build_announcement(repo: Repository, state: MeshState, snapshot_id: BlobId) 
     # A hold set before the snapshot was announced travels right behind it.
     hold = get_hold(repo.store, snapshot_id)
     if hold is not None and hold.active():
-        record_notices(repo, state, "hold", [snapshot_id], until=hold.until_ns // 1_000_000_000)
+        until = -(-hold.until_ns // 1_000_000_000)  # whole seconds, rounded up
+        record_notices(repo, state, "hold", [snapshot_id], until=until)
     return made
 
 

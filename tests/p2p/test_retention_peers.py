@@ -247,3 +247,25 @@ async def test_refused_requests_and_peer_changes_are_audited(tmp_path):
     finally:
         for r in (ra, rb, rd):
             r.close()
+
+
+def test_a_hold_set_before_the_announcement_follows_it(tmp_path):
+    from node.p2p._replicate import build_announcement
+
+    ra = repo_at(tmp_path / "a")
+    try:
+        s1 = snapshot_of(ra, tmp_path / "src1", files=1, seed=1)
+        until_ns = time.time_ns() + DAY_NS
+        hold_snapshot(ra, str(s1), until_ns)  # not announced yet: no notice
+        state = MeshState(ra.store)
+        assert state.owners() == []
+        ann = build_announcement(ra, state, s1)
+        records = list(state.records(ann.owner))
+        assert [type(r).__name__ for r in records] == ["Announcement", "Notice"]
+        notice = records[1]
+        assert isinstance(notice, Notice) and notice.kind == "hold" and notice.seq == 2
+        assert notice.snapshots == (s1,) and notice.until * 10**9 >= until_ns
+        assert build_announcement(ra, state, s1) == ann  # idempotent: nothing more
+        assert len(list(state.records(ann.owner))) == 2
+    finally:
+        ra.close()
