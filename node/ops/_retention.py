@@ -236,7 +236,7 @@ def run_gc(
     Args:
         extra_roots: blob ids kept besides own snapshots' and what other owners keep.
         owner_lease_s: seconds without a signed word from an owner before its unheld
-            data may go (config ``gc.owner_lease``).
+            data may go (config ``gc.owner_lease``; 0: never).
 
     Raises:
         GcError: another gc is running, or a kept snapshot cannot be read.

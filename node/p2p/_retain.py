@@ -29,6 +29,7 @@ minute per owner.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -140,12 +141,10 @@ class ForeignRetention:
     """
 
     def __init__(self, repo: Repository, *, owner_lease_s: float, now: float | None = None) -> None:
-        if owner_lease_s <= 0:
-            raise ValueError("the owner lease must be positive")
         self._store = repo.store
         self._local = peer_id_from_public(bytes(repo.identity.verify_key))
         self._state = MeshState(repo.store)
-        self._lease = owner_lease_s
+        self._lease = owner_lease_s if owner_lease_s > 0 else math.inf  # 0: never lapses
         self._now = now
         self._touched: list[bytes] = []
         self.report = ForeignReport()

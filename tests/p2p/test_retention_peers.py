@@ -207,6 +207,7 @@ async def test_a_lapsed_lease_collects_unheld_data_and_keeps_held(tmp_path):
         # Within the lease nothing goes, and a dry run changes nothing either way.
         assert run_gc(rb, owner_lease_s=3600).foreign["lapsed"] == []
         time.sleep(1.1)  # the lease below is shorter than the silence since
+        assert run_gc(rb, owner_lease_s=0).foreign["lapsed"] == []  # 0s: never lapses
         dry = run_gc(rb, dry_run=True, owner_lease_s=0.5)
         assert dry.foreign["lapsed"] == [a.peer_id] and _present(rb, only2) == len(only2)
         report = run_gc(rb, owner_lease_s=0.5)
