@@ -4,8 +4,10 @@ Node 1 backs up; nodes 2-5 store for it. Each node runs in its own network names
 (integration/netns.sh, a copy of ../shared/tools/netns-cluster.sh) on 10.79.X.i, and every
 CLI call for it runs there too. Faults come from the same script: `partition` (nftables or
 iptables DROP in the node's namespace), `delay` (a userspace relay: this kernel has no
-netem) and `loss` (random drop of the node's egress). After each scenario every holder
-has the snapshot complete and `check --read-data` is clean on all five.
+netem) and `loss` (random drop of the node's egress); and from the harness: a holder
+SIGKILLed while it receives, then restarted. After each scenario (`_after_each`): every
+snapshot node 1 ever made is still listed and complete on all four holders (signed
+receipts), and `check --read-data` is clean on all five.
 
 Needs root and `ip netns`; skipped otherwise (CI runs as root).
 """
@@ -14,16 +16,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from integration.cluster import Cluster, ClusterNode, write_tree
+from integration.cluster import Cluster, ClusterNode, metric_value, write_tree
 
 NETNS = Path(__file__).resolve().parent / "netns.sh"
 NODES = 5
+HOLDERS = NODES - 1
+RECEIVED = "shadowvault_p2p_blob_bytes_received_total"
 
 
 def _netns_problem() -> str | None:
@@ -96,22 +102,48 @@ def chaos(net: Net, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluste
     assert not problems, problems
 
 
-def _all_clean(cluster: Cluster) -> None:
+@pytest.fixture(scope="module")
+def made() -> list[str]:
+    """Every snapshot node 1 made in this module, in order."""
+    return []
+
+
+def _after_each(cluster: Cluster, made: list[str], timeout: float = 120) -> None:
+    """Every snapshot of node 1 ever made still listed and complete on every holder (each
+    holder's receipt; waits for stragglers), then `check --read-data` clean on
+    all five nodes."""
+    owner = cluster["n1"]
+    holders = {cluster[f"n{i}"].peer_id for i in range(2, NODES + 1)}
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = {r["id"]: set(r["holders"]) for r in owner.json("status")["snapshots"]}
+        missing = {s: holders - rows.get(s, set()) for s in made if holders - rows.get(s, set())}
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert set(made) <= set(rows), f"snapshots lost: {set(made) - set(rows)}"
+    assert not missing, f"snapshots not complete on every holder after {timeout:g}s: {missing}"
     for node in cluster.nodes.values():
         node.run("check", "--read-data")
 
 
-def _backup(owner: ClusterNode, root: Path, files: int) -> str:
-    src = write_tree(root, files=files, size=2 * 1024 * 1024)
-    return str(owner.json("backup", src)["snapshot_id"])
+def _backup(
+    cluster: Cluster, made: list[str], root: Path, files: int, size: int = 2 * 1024 * 1024
+) -> str:
+    src = write_tree(root, files=files, size=size)
+    snap = str(cluster["n1"].json("backup", src)["snapshot_id"])
+    made.append(snap)
+    return snap
 
 
-def test_partitioned_holder_catches_up_after_heal(net: Net, chaos: Cluster, tmp_path: Path) -> None:
+def test_partitioned_holder_catches_up_after_heal(
+    net: Net, chaos: Cluster, made: list[str], tmp_path: Path
+) -> None:
     owner, cut = chaos["n1"], chaos["n2"]
     # Cut off before the backup: the announcement push and every fetch must miss n2.
     net("partition", 2)
     try:
-        snap = _backup(owner, tmp_path / "data", files=8)
+        snap = _backup(chaos, made, tmp_path / "data", files=8)
         owner.run("status", "--wait-replicated", str(NODES - 2), "--timeout", "90")
         assert cut.peer_id not in chaos.holders_of_latest(owner)
     finally:
@@ -119,20 +151,44 @@ def test_partitioned_holder_catches_up_after_heal(net: Net, chaos: Cluster, tmp_
     owner.run("status", "--wait-replicated", str(NODES - 1), "--timeout", "100")
     rows = {r["id"]: r for r in owner.json("status")["snapshots"]}
     assert cut.peer_id in rows[snap]["holders"]
-    _all_clean(chaos)
+    _after_each(chaos, made)
 
 
 def test_replication_completes_over_a_slow_lossy_link(
-    net: Net, chaos: Cluster, tmp_path: Path
+    net: Net, chaos: Cluster, made: list[str], tmp_path: Path
 ) -> None:
     owner = chaos["n1"]
     net("delay", 3, 200)
     net("loss", 3, 5)
     try:
-        snap = _backup(owner, tmp_path / "data", files=4)
+        snap = _backup(chaos, made, tmp_path / "data", files=4)
         owner.run("status", "--wait-replicated", str(NODES - 1), "--timeout", "100")
     finally:
         net("heal", 3)
     rows = {r["id"]: r for r in owner.json("status")["snapshots"]}
     assert chaos["n3"].peer_id in rows[snap]["holders"]
-    _all_clean(chaos)
+    _after_each(chaos, made)
+
+
+def _received(node: ClusterNode) -> float:
+    return metric_value(node.metrics(), RECEIVED)
+
+
+def test_holder_sigkilled_mid_transfer_completes_after_restart(
+    chaos: Cluster, made: list[str], tmp_path: Path
+) -> None:
+    owner, victim = chaos["n1"], chaos["n5"]
+    before = _received(victim)
+    snap = _backup(chaos, made, tmp_path / "data", files=12, size=4 * 1024 * 1024)
+    # SIGKILL as soon as it receives blobs of this snapshot (or after 30 s in any case).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _received(victim) <= before:
+        time.sleep(0.05)
+    assert _received(victim) > before, "n5 never started receiving"
+    victim.stop(signal.SIGKILL)
+    rows = {r["id"]: r for r in owner.json("status")["snapshots"]}
+    assert victim.peer_id not in rows[snap]["holders"], "n5 finished before the kill"
+    # Killed mid-transfer: the others go on, and n5 resumes where it was after a restart.
+    victim.start()
+    owner.run("status", "--wait-replicated", str(HOLDERS), "--timeout", "120")
+    _after_each(chaos, made)
