@@ -14,13 +14,16 @@ Needs root and `ip netns`; skipped otherwise (CI runs as root).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -49,17 +52,41 @@ _PROBLEM = _netns_problem()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_PROBLEM is not None, reason=_PROBLEM or "")]
 
 
+def _claim_tag() -> tuple[int, IO[bytes]]:
+    """A network tag no other run on this machine uses: its lock file held (until the
+    returned file is closed) and no namespace of that prefix left over. Several worktrees
+    run this suite at once; two runs on one prefix would delete each other's nodes."""
+    for k in range(200):
+        tag = (os.getpid() + k) % 200 + 20
+        lock = open(Path(tempfile.gettempdir()) / f"shadowvault-netns-{tag}.lock", "wb")  # noqa: SIM115
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        if f"svc{tag}-" in names:  # a crashed run's leftovers: not ours to remove
+            lock.close()
+            continue
+        return tag, lock
+    raise AssertionError("no free network tag (200 chaos runs at once?)")
+
+
 class Net:
     """integration/netns.sh with this run's own prefix, subnet and state directory."""
 
     def __init__(self, state: Path) -> None:
-        tag = os.getpid() % 200 + 20
+        tag, self._lock = _claim_tag()
         self.env = {
             **os.environ,
             "NETNS_PREFIX": f"svc{tag}",
             "NETNS_SUBNET": f"10.79.{tag}",
             "NETNS_STATE": str(state),
         }
+
+    def release(self) -> None:
+        """Give the tag back (after `down`)."""
+        self._lock.close()
 
     def __call__(self, *args: str | int) -> str:
         proc = subprocess.run(
@@ -83,6 +110,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
         yield net
     finally:
         net("down")
+        net.release()
 
 
 @pytest.fixture(scope="module")

@@ -245,6 +245,28 @@ class Cluster:
         return _ok(self.engine.docker("inspect", "-f", "{{.State.Health.Status}}", cid)).strip()
 
 
+def _remove_dead_runs(engine: Engine) -> None:
+    """Remove what runs that died without cleaning up left in the engine (their nodes
+    would otherwise keep running, restart policy and all): every compose project named
+    ``svtest<pid>`` whose pid is gone."""
+    label = "com.docker.compose.project"
+    listed = engine.docker("ps", "-a", "--format", f'{{{{.Label "{label}"}}}}').stdout.split()
+    listed += engine.docker("volume", "ls", "--format", f'{{{{.Label "{label}"}}}}').stdout.split()
+    for project in sorted(set(listed)):
+        pid = project.removeprefix("svtest")
+        if not project.startswith("svtest") or not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        # Containers first: a volume or network in use cannot be removed.
+        for listing, removal in (
+            (("ps", "-a"), ("rm", "-f")),
+            (("volume", "ls"), ("volume", "rm")),
+            (("network", "ls"), ("network", "rm")),
+        ):
+            found = engine.docker(*listing, "-q", "--filter", f"label={label}={project}")
+            if found.stdout.split():
+                engine.docker(*removal, *found.stdout.split(), timeout=120)
+
+
 @pytest.fixture(scope="session")
 def cluster(
     engine: Engine, compose_bin: str, image: str, tmp_path_factory: pytest.TempPathFactory
@@ -268,7 +290,7 @@ def cluster(
     override = work / "override.yml"
     override.write_text("\n".join(lines) + "\n")
     c = Cluster(engine, compose_bin, override, 0.0)
-    c.compose("down", "-v", "--remove-orphans", timeout=120)  # a previous run's leftovers
+    _remove_dead_runs(engine)
     start = time.monotonic()
     up = c.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", "150", timeout=240)
     c.ready_seconds = time.monotonic() - start
@@ -319,6 +341,19 @@ def test_cluster_nodes_healthy_with_own_identities(cluster: Cluster) -> None:
             f"/dns4/{other}/tcp/4001/p2p/{peers[other]}" for other in NODES if other != node
         )
         assert f"bootstrap peers {want}" in logs, logs[-2000:]
+    # ... and each stores for the other two and has them store for it (SHADOWVAULT_PEERS),
+    # connected over the compose network.
+    deadline = time.monotonic() + 60
+    for node in NODES:
+        others = {peers[o] for o in NODES if o != node}
+        while True:
+            listed = json.loads(cluster.cli(node, "peers", "list", "--json"))
+            mesh = {p["peer_id"]: p for p in listed if p["peer_id"] in others}
+            if all(p["connected"] for p in mesh.values()) or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert set(mesh) == others, listed
+        assert all(p["store_for"] and p["store_at"] and p["connected"] for p in mesh.values()), mesh
     # The API is bound on 0.0.0.0 in the container but still needs the token.
     proc = cluster.compose(
         "exec",
