@@ -122,7 +122,9 @@ print(peer_id_text(peer_id_from_public(bytes(key))))' "$home" \
         id=$(peer_id_of "$host")
         [ -n "$id" ] || continue
         bootstrap="${bootstrap:+$bootstrap,}/dns4/$host/tcp/$port/p2p/$id"
-        peers="${peers:+$peers, }{\"id\": \"$id\", \"name\": \"$host\", \"addrs\": [\"/dns4/$host/tcp/$port\"], \"store_for\": true, \"store_at\": true}"
+        entry=$(printf '{"id": "%s", "name": "%s", "addrs": ["/dns4/%s/tcp/%s"], "store_for": true, "store_at": true}' \
+            "$id" "$host" "$host" "$port")
+        peers="${peers:+$peers, }$entry"
     done
     if [ -n "$bootstrap" ]; then
         SHADOWVAULT_P2P__BOOTSTRAP=$bootstrap
