@@ -5,7 +5,8 @@ Node 1 backs up; nodes 2-5 store for it. Each node runs in its own network names
 CLI call for it runs there too. Faults come from the same script: `partition` (nftables or
 iptables DROP in the node's namespace), `delay` (a userspace relay: this kernel has no
 netem) and `loss` (random drop of the node's egress); and from the harness: a holder
-SIGKILLed while it receives, then restarted. After each scenario (`_after_each`): every
+SIGKILLed while it receives, then restarted, and the owner SIGKILLed while the holders
+fetch from it, then restarted. After each scenario (`_after_each`): every
 snapshot node 1 ever made is still listed and complete on all four holders (signed
 receipts), and `check --read-data` is clean on all five.
 
@@ -15,6 +16,7 @@ Needs root and `ip netns`; skipped otherwise (CI runs as root).
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -218,5 +220,31 @@ def test_holder_sigkilled_mid_transfer_completes_after_restart(
     assert victim.peer_id not in rows[snap]["holders"], "n5 finished before the kill"
     # Killed mid-transfer: the others go on, and n5 resumes where it was after a restart.
     victim.start()
+    owner.run("status", "--wait-replicated", str(HOLDERS), "--timeout", "120")
+    _after_each(chaos, made)
+
+
+def test_owner_sigkilled_mid_transfer_every_holder_completes_after_restart(
+    chaos: Cluster, made: list[str], tmp_path: Path
+) -> None:
+    owner, watched = chaos["n1"], chaos["n2"]
+    holders = [chaos[f"n{i}"] for i in range(2, NODES + 1)]
+    before = _received(watched)
+    _backup(chaos, made, tmp_path / "data", files=12, size=4 * 1024 * 1024)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _received(watched) <= before:
+        time.sleep(0.05)
+    assert _received(watched) > before, "n2 never started receiving"
+    owner.stop(signal.SIGKILL)
+    # Mid-transfer: some holder has not delivered its receipt for the new snapshot (nor
+    # can it while n1 is down, so this reads the state at the kill).
+    undelivered = [
+        h.name
+        for h in holders
+        for q in json.loads(h.api("GET", "/api/v1/replication"))["replication"]
+        if q["owner"] == owner.peer_id and not q["receipt_sent"]
+    ]
+    assert undelivered, "every holder had finished before the kill"
+    owner.start()
     owner.run("status", "--wait-replicated", str(HOLDERS), "--timeout", "120")
     _after_each(chaos, made)
