@@ -3,15 +3,15 @@
 Mark. The roots are every snapshot record in the index, the snapshots pinned by
 operations in flight (a backup's parent), and ``extra_roots`` (the mesh passes the
 blobs of the owners this node stores for: their manifests and FOREIGN blobs). Every
-blob they reach goes into a *temporary LevelDB* beside the store (``gc-mark/``), not a
-Python set: memory stays flat in the number of blobs (the walk's only in-memory state
-is its stack and the trees of the current 20 000-key batch), and LevelDB keeps the keys
-sorted, which the sweep uses. A sorted file would need an external sort; a Bloom
-filter would spare random garbage. A tree that cannot be read stops gc before it
-deletes anything: what that tree references is unknown, so nothing may go.
+blob they reach goes into the mark set (``_marks``): a Python set up to 100 000 ids,
+then a temporary LevelDB beside the store (``gc-mark/``), so memory stays flat in the
+number of blobs, and LevelDB keeps the spilled keys sorted, which the sweep uses. A
+tree already marked is not read again (subtrees shared between snapshots are walked
+once). A tree that cannot be read stops gc before it deletes anything: what that tree
+references is unknown, so nothing may go.
 
-Sweep. The blob index and the mark set are both sorted by blob id, so one merge pass
-over two iterators finds the unmarked blobs, with no random look-ups. Unmarked blobs
+Sweep. The blob index is read in id order and each record asked of the mark set (a set
+look-up, or a merge with the spilled keys: no random look-ups). Unmarked blobs
 still pinned by a write session (``_pins``), or in a pack newer than ``grace`` or
 created since gc started, are spared; the rest leave the index in batches, each
 committed under the pin lock after checking the pins. Their dedup records are deleted
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -43,12 +42,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
-import plyvel
 
 from protocol import BlobId, blob_id_of
 
 from . import _index as ix
 from ._errors import RepoError
+from ._marks import MarkSet, Probe
 from ._pack import ENTRY_HEADER, FILE_HEADER, ScanStop, entry_header, scan_pack_bodies
 from ._repository import Repository
 from ._snapshot import load_snapshot
@@ -60,7 +59,6 @@ MARK_DIR = "gc-mark"
 DEFAULT_REWRITE_BELOW = 0.5
 """Rewrite a pack when less than half of its bytes are live: each rewrite then frees at
 least as much as it copies."""
-_MARK_BATCH = 20_000
 _SWEEP_BATCH = 4_096
 
 _running = threading.Lock()  # one gc per process (and one process owns the store)
@@ -83,6 +81,8 @@ class GcReport:
     blobs_removed: int = 0
     bytes_removed: int = 0
     """Stored bytes of the blobs swept from the index."""
+    marks_spilled: int = 0
+    """Times the mark set outgrew memory and moved to disk (0: it fitted)."""
     spared_pinned: int = 0
     spared_grace: int = 0
     packs_total: int = 0
@@ -147,12 +147,7 @@ def collect_garbage(
                             spare_packs.add(no)
                     except FileNotFoundError:
                         continue
-            mark_path = store.root / MARK_DIR
-            shutil.rmtree(mark_path, ignore_errors=True)
-            marks = plyvel.DB(
-                str(mark_path), create_if_missing=True, compression=None, write_buffer_size=8 << 20
-            )
-            try:
+            with MarkSet(store.root / MARK_DIR) as marks:
                 with store.pins.lock:  # the snapshot list and the root pins at one moment
                     snaps = [
                         BlobId(k[1:])
@@ -163,14 +158,14 @@ def collect_garbage(
                 report.snapshots = len(snaps)
                 report.pinned_snapshots = len(pinned)
                 _mark(repo, marks, snaps + pinned, extra_roots, report)
+                report.marks_spilled = marks.spills
                 if on_phase:
                     on_phase("marked")
-                live = _sweep(store, marks, packs_at_start, spare_packs, report, dry_run)
+                live = _sweep(
+                    store, marks.sorted_probe(), packs_at_start, spare_packs, report, dry_run
+                )
                 if on_phase:
                     on_phase("swept")
-            finally:
-                marks.close()
-                shutil.rmtree(mark_path, ignore_errors=True)
             if dry_run:
                 _estimate(packs_at_start, live, open_pack, rewrite_below, report)
             else:
@@ -185,37 +180,13 @@ def collect_garbage(
         _running.release()
 
 
-class _MarkSet:
-    """Blob ids written to the mark LevelDB in batches; ``seen`` also covers the batch."""
-
-    def __init__(self, db: plyvel.DB) -> None:
-        self._db = db
-        self._batch: Any = db.write_batch()
-        self._pending: set[bytes] = set()
-
-    def add(self, blob_id: bytes) -> None:
-        self._batch.put(bytes(blob_id), b"")
-        self._pending.add(bytes(blob_id))
-        if len(self._pending) >= _MARK_BATCH:
-            self.flush()
-
-    def seen(self, blob_id: bytes) -> bool:
-        return bytes(blob_id) in self._pending or self._db.get(bytes(blob_id)) is not None
-
-    def flush(self) -> None:
-        self._batch.write()
-        self._batch = self._db.write_batch()
-        self._pending.clear()
-
-
 def _mark(
     repo: Repository,
-    db: plyvel.DB,
+    marks: MarkSet,
     snapshots: list[BlobId],
     extra_roots: Iterable[bytes],
     report: GcReport,
 ) -> None:
-    marks = _MarkSet(db)
     for blob_id in extra_roots:
         marks.add(blob_id)
         report.extra_roots += 1
@@ -243,10 +214,8 @@ def _mark(
                     f"tree {tree_id.short} of snapshot {snap_id.short} cannot be read ({exc}); "
                     "gc deleted nothing. Run `shadowvault check` and repair the store first"
                 ) from exc
-            for chunk in chunks:
-                marks.add(chunk)
+            marks.update(chunks)
             stack.extend(subtrees)
-    marks.flush()
 
 
 def _tree_refs(repo: Repository, tree_id: BlobId) -> tuple[list[bytes], list[BlobId]]:
@@ -284,48 +253,49 @@ def _tree_refs(repo: Repository, tree_id: BlobId) -> tuple[list[bytes], list[Blo
 
 def _sweep(
     store: Store,
-    marks: plyvel.DB,
+    marked: Probe,
     packs_at_start: dict[int, int],
     spare_packs: set[int],
     report: GcReport,
     dry_run: bool,
 ) -> dict[int, int]:
-    """Merge the index with the mark set; returns live bytes per pack."""
+    """Ask the mark set about every index record, in id order; returns live bytes per pack."""
     live: dict[int, int] = {}
-    marked = marks.iterator(include_value=False)
-    cur = next(marked, None)
-    batch: list[tuple[bytes, ix.BlobLocation]] = []
+    batch: list[tuple[bytes, int, int, int]] = []  # (blob id, pack, offset, size)
+    header = ENTRY_HEADER.size
+    total = kept = spared = 0
+    # ix.blob_place inlined: this loop runs once per blob in the store.
+    size, kinds, unpack = ix.BLOB_RECORD_SIZE, ix.BLOB_KINDS, ix.BLOB_PLACE.unpack_from
     for key, raw in store.raw_iter(ix.BLOB_PREFIX):
+        total += 1
+        if len(raw) != size or raw[-1] not in kinds:
+            kept += 1  # damaged record: never delete what we cannot place
+            continue
+        pack, offset, stored_len = unpack(raw)
         blob_id = key[1:]
-        report.blobs_total += 1
-        while cur is not None and cur < blob_id:
-            cur = next(marked, None)
-        try:
-            loc = ix.BlobLocation.decode(raw)
-        except ValueError:
-            report.blobs_live += 1  # damaged record: never delete what we cannot place
+        if marked(blob_id):
+            live[pack] = live.get(pack, 0) + stored_len + header
+            kept += 1
             continue
-        size = loc.stored_len + ENTRY_HEADER.size
-        if cur == blob_id:
-            live[loc.pack] = live.get(loc.pack, 0) + size
-            report.blobs_live += 1
+        if pack in spare_packs or pack not in packs_at_start:
+            live[pack] = live.get(pack, 0) + stored_len + header
+            kept += 1
+            spared += 1
             continue
-        if loc.pack in spare_packs or loc.pack not in packs_at_start:
-            live[loc.pack] = live.get(loc.pack, 0) + size
-            report.blobs_live += 1
-            report.spared_grace += 1
-            continue
-        batch.append((blob_id, loc))
+        batch.append((blob_id, pack, offset, stored_len + header))
         if len(batch) >= _SWEEP_BATCH:
             _delete(store, batch, live, report, dry_run)
             batch = []
     _delete(store, batch, live, report, dry_run)
+    report.blobs_total += total
+    report.blobs_live += kept
+    report.spared_grace += spared
     return live
 
 
 def _delete(
     store: Store,
-    batch: list[tuple[bytes, ix.BlobLocation]],
+    batch: list[tuple[bytes, int, int, int]],
     live: dict[int, int],
     report: GcReport,
     dry_run: bool,
@@ -337,17 +307,16 @@ def _delete(
     # is ignored by every look-up, and compaction deletes the records of the entries it
     # drops (it reads those headers anyway).
     with store.pins.lock, store.write_batch(sync=True) as wb:
-        for blob_id, loc in batch:
-            size = loc.stored_len + ENTRY_HEADER.size
-            if store.pins.is_pinned(blob_id, (loc.pack, loc.offset)):
-                live[loc.pack] = live.get(loc.pack, 0) + size
+        for blob_id, pack, offset, size in batch:
+            if store.pins.is_pinned(blob_id, (pack, offset)):
+                live[pack] = live.get(pack, 0) + size
                 report.blobs_live += 1
                 report.spared_pinned += 1
                 continue
             report.blobs_removed += 1
             report.bytes_removed += size
             if not dry_run:
-                wb.delete(ix.blob_key(blob_id))
+                wb.delete(ix.BLOB_PREFIX + blob_id)
 
 
 def _estimate(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import node.repo._marks as marks_module
 import node.repo._store as store_module
 from node.ops import BackupOptions, RestoreOptions, run_backup, run_check, run_restore
 from node.repo import (
@@ -58,7 +59,12 @@ def _state(src: Path) -> dict:
     return {"__root__": str(src), "state": {k: v[:4] for k, v in tree_state(src).items()}}
 
 
-def test_gc_removes_only_forgotten_data(tmp_path: Path, small_packs: None) -> None:
+@pytest.mark.parametrize("mark_limit", [None, 3], ids=["marks-in-memory", "marks-spilled"])
+def test_gc_removes_only_forgotten_data(
+    tmp_path: Path, small_packs: None, monkeypatch: pytest.MonkeyPatch, mark_limit: int | None
+) -> None:
+    if mark_limit is not None:  # past this many ids the mark set moves to its LevelDB
+        monkeypatch.setattr(marks_module, "MEMORY_LIMIT", mark_limit)
     src = tmp_path / "src"
     repo = make_repo(tmp_path / "home")
     try:
@@ -82,6 +88,7 @@ def test_gc_removes_only_forgotten_data(tmp_path: Path, small_packs: None) -> No
 
         packs_before = set(repo.store.pack_files())
         report = collect_garbage(repo)
+        assert (report.marks_spilled > 0) == (mark_limit is not None)
         assert report.blobs_removed == len(gone)
         assert report.bytes_removed > 0
         assert report.packs_deleted > 0
