@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -46,9 +47,10 @@ import msgpack
 from protocol import BlobId, blob_id_of
 
 from . import _index as ix
+from . import _store
 from ._errors import RepoError
 from ._marks import MarkSet, Probe
-from ._pack import ENTRY_HEADER, FILE_HEADER, ScanStop, entry_header, scan_pack_bodies
+from ._pack import ENTRY_HEADER, FILE_HEADER, ScanStop, scan_pack_entries
 from ._repository import Repository
 from ._snapshot import load_snapshot
 from ._store import Store
@@ -60,6 +62,12 @@ DEFAULT_REWRITE_BELOW = 0.5
 """Rewrite a pack when less than half of its bytes are live: each rewrite then frees at
 least as much as it copies."""
 _SWEEP_BATCH = 4_096
+_MOVE_BATCH = 16_384
+"""Blobs copied between two fdatasync + index commits during compaction."""
+_IOV_MAX = 512
+_IOV_BYTES = 8 << 20
+"""Copied entries are written out once this many (or these many bytes) are queued."""
+_PLACE = struct.Struct("<IQ")  # pack, offset: the leading fields of a blob record
 
 _running = threading.Lock()  # one gc per process (and one process owns the store)
 
@@ -342,7 +350,7 @@ def _estimate(
 
 
 class _PackOut:
-    """The pack(s) gc copies live blobs into; committed after each source pack."""
+    """The pack(s) gc copies live entries into; committed as it goes."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -350,41 +358,54 @@ class _PackOut:
         self.pack_no = -1
         self._offset = 0
         self._dirty: list[tuple[int, int, int, bool]] = []  # (fd, pack, length, close)
+        self._iov: list[memoryview] = []  # entries not written yet (one writev)
+        self._iov_bytes = 0
         self.created: list[int] = []
 
-    def append(self, head: bytes, body: memoryview, stored_len: int) -> tuple[int, int]:
-        """Write one entry; returns (pack, offset of the blob)."""
-        from . import _store
-
-        size = len(head) + stored_len
+    def append(self, entry: memoryview) -> tuple[int, int]:
+        """Queue one entry (header + sealed blob, as read); returns (pack, offset of the
+        blob). Entries are written in batches: contiguous live entries cost one syscall."""
+        size = len(entry)
         if self._fd < 0 or self._offset + size > _store.PACK_TARGET_SIZE:
+            self._write()
             if self._fd >= 0:
                 self._dirty.append((self._fd, self.pack_no, self._offset, True))
             self.pack_no, self._fd = self._store.create_pack()
             self.created.append(self.pack_no)
             self._offset = FILE_HEADER.size
-        written = os.writev(self._fd, [head, body])
-        if written != size:
-            raise RepoError(f"short write to pack {self.pack_no:08d}")
-        at = self._offset + len(head)
+        self._iov.append(entry)
+        self._iov_bytes += size
+        at = self._offset + ENTRY_HEADER.size
         self._offset += size
+        if len(self._iov) >= _IOV_MAX or self._iov_bytes >= _IOV_BYTES:
+            self._write()
         return self.pack_no, at
+
+    def _write(self) -> None:
+        if not self._iov:
+            return
+        written = os.writev(self._fd, self._iov)
+        if written != self._iov_bytes:
+            raise RepoError(f"short write to pack {self.pack_no:08d}")
+        self._iov = []
+        self._iov_bytes = 0
 
     def commit(
         self,
-        moves: list[tuple[bytes, ix.BlobLocation]],
+        moves: list[tuple[bytes, bytes]],
         dead_dedup: list[bytes] = (),  # type: ignore[assignment]
     ) -> None:
-        """fdatasync what was written, then move the index records (and delete the
-        dedup records of dropped entries) in one batch."""
+        """Write and fdatasync what was queued, then put the moved index records (full
+        keys and values) and delete the dedup records of dropped entries, in one batch."""
+        self._write()
         dirty = [*self._dirty]
         if self._fd >= 0:
             dirty.append((self._fd, self.pack_no, self._offset, False))
         for fd, _, _, _ in dirty:
             os.fdatasync(fd)  # the copies are durable BEFORE the index names them
         with self._store.write_batch(sync=True) as wb:
-            for blob_id, loc in moves:
-                wb.put(ix.blob_key(blob_id), loc.encode())
+            for key, value in moves:
+                wb.put(key, value)
             for key in dead_dedup:
                 wb.delete(ix.dedup_key(key))
             for _, pack_no, length, _ in dirty:
@@ -428,11 +449,13 @@ def _compact(
                 continue
             if store.pack_length(no) != length:
                 continue  # changed since gc started (never expected): leave it alone
-            copied = _rewrite(store, no, length, out)
+            copied = None if kept else _rewrite(store, no, length, out, dead=True)
+            if copied is None:
+                copied = _rewrite(store, no, length, out, dead=False)
             if copied is None:
                 continue  # damaged: left for check and repair to report
             report.bytes_copied += copied
-            if kept:
+            if kept or copied:
                 report.packs_rewritten += 1
             report.packs_deleted += 1
             report.bytes_freed += store.drop_pack(no)
@@ -441,53 +464,54 @@ def _compact(
     report.bytes_freed -= report.bytes_copied
 
 
-def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut) -> int | None:
-    """Copy the blobs of a pack that the index still places there; bytes copied.
+def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut, *, dead: bool) -> int | None:
+    """Copy the entries of a pack that the index still places there; bytes copied.
 
-    None if the pack is damaged or a live blob does not match its id (then nothing is
-    moved and the pack stays).
+    Entries are copied as they are on disk (``scan_pack_entries``), each checked against
+    its id first. With ``dead`` (the sweep left no live blob in the pack) only the entry
+    headers are read, for the dedup records that go with the pack; should the index
+    still place a blob there after all, None is returned before any blob moved and the
+    caller copies the pack in full.
+
+    None if the pack is damaged, a live blob does not match its id or its index record
+    is damaged (then nothing more is moved and the pack stays).
     """
     try:
         fd = os.open(store.pack_path(pack_no), os.O_RDONLY)
     except FileNotFoundError:
         return None
-    moves: list[tuple[bytes, ix.BlobLocation]] = []
+    get = store.raw_get
+    unpack = ix.BLOB_PLACE.unpack_from
+    moves: list[tuple[bytes, bytes]] = []
     dead_dedup: list[bytes] = []
     copied = 0
     try:
-        for item in scan_pack_bodies(fd, FILE_HEADER.size, length, block=4 << 20):
+        for item in scan_pack_entries(fd, FILE_HEADER.size, length, bodies=not dead):
             if isinstance(item, ScanStop):
                 return None
-            entry, body = item
-            raw = store.raw_get(ix.blob_key(entry.blob_id))
+            blob_id, dedup, at, _, entry = item
+            key = ix.BLOB_PREFIX + blob_id
+            raw = get(key)
             if raw is None:
                 # Swept: its dedup record goes with the pack (if it still names it).
-                if (
-                    entry.dedup_key is not None
-                    and store.raw_get(ix.dedup_key(entry.dedup_key)) == entry.blob_id
-                ):
-                    dead_dedup.append(entry.dedup_key)
+                if dedup is not None and get(ix.DEDUP_PREFIX + dedup) == blob_id:
+                    dead_dedup.append(dedup)
                     if len(dead_dedup) >= _SWEEP_BATCH:  # memory stays flat per pack
                         _delete_dedup(store, dead_dedup)
                         dead_dedup = []
                 continue
-            loc = ix.BlobLocation.decode(raw)
-            if loc.pack != pack_no or loc.offset != entry.offset:
+            if len(raw) != ix.BLOB_RECORD_SIZE:
+                return None  # a damaged record may place a live blob here: keep the pack
+            pack, offset, _ = unpack(raw)
+            if pack != pack_no or offset != at:
                 continue  # garbage, or a stale copy of a blob that lives elsewhere
-            if blob_id_of(body) != entry.blob_id:
+            if dead or blob_id_of(entry[ENTRY_HEADER.size :]) != blob_id:
                 return None
-            head = entry_header(
-                entry.blob_id, entry.dedup_key, entry.stored_len, entry.plain_len, entry.kind
-            )
-            new_pack, at = out.append(head, body, entry.stored_len)
-            moves.append(
-                (
-                    bytes(entry.blob_id),
-                    ix.BlobLocation(new_pack, at, loc.stored_len, loc.plain_len, loc.kind),
-                )
-            )
-            copied += entry.stored_len + ENTRY_HEADER.size
-            if len(moves) >= _SWEEP_BATCH:
+            new_pack, new_at = out.append(entry)
+            # The record keeps stored_len, plain_len and kind: only the place changes.
+            moves.append((key, _PLACE.pack(new_pack, new_at) + raw[_PLACE.size :]))
+            copied += len(entry)
+            if len(moves) >= _MOVE_BATCH:
                 # Commit as we go (copies synced first): the old pack stays until all
                 # its live blobs are moved, so partial progress is always consistent.
                 out.commit(moves)
