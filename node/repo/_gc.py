@@ -182,7 +182,11 @@ def collect_garbage(
                     on_phase("compacted")
         report.duration_s = round(time.monotonic() - started, 3)
         if not dry_run:
-            store.put_records([(ix.GC_LAST_KEY, bytes(msgpack.packb(report.as_dict())))])
+            # Not synced on its own: a report, made durable by the next synced write
+            # (the audit entry run_gc appends right after).
+            store.put_records(
+                [(ix.GC_LAST_KEY, bytes(msgpack.packb(report.as_dict())))], sync=False
+            )
         return report
     finally:
         _running.release()
