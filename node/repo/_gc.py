@@ -169,7 +169,7 @@ def collect_garbage(
                 report.marks_spilled = marks.spills
                 if on_phase:
                     on_phase("marked")
-                live = _sweep(
+                live, damaged = _sweep(
                     store, marks.sorted_probe(), packs_at_start, spare_packs, report, dry_run
                 )
                 if on_phase:
@@ -177,7 +177,9 @@ def collect_garbage(
             if dry_run:
                 _estimate(packs_at_start, live, open_pack, rewrite_below, report)
             else:
-                _compact(store, packs_at_start, live, open_pack, rewrite_below, report)
+                _compact(
+                    store, packs_at_start, live, open_pack, rewrite_below, report, damaged == 0
+                )
                 if on_phase:
                     on_phase("compacted")
         report.duration_s = round(time.monotonic() - started, 3)
@@ -270,18 +272,23 @@ def _sweep(
     spare_packs: set[int],
     report: GcReport,
     dry_run: bool,
-) -> dict[int, int]:
-    """Ask the mark set about every index record, in id order; returns live bytes per pack."""
+) -> tuple[dict[int, int], int]:
+    """Ask the mark set about every index record, in id order.
+
+    Returns live bytes per pack and the number of damaged records (kept: they may place
+    a live blob in any pack).
+    """
     live: dict[int, int] = {}
     batch: list[tuple[bytes, int, int, int]] = []  # (blob id, pack, offset, size)
     header = ENTRY_HEADER.size
-    total = kept = spared = 0
+    total = kept = spared = damaged = 0
     # ix.blob_place inlined: this loop runs once per blob in the store.
     size, kinds, unpack = ix.BLOB_RECORD_SIZE, ix.BLOB_KINDS, ix.BLOB_PLACE.unpack_from
     for key, raw in store.raw_iter(ix.BLOB_PREFIX):
         total += 1
         if len(raw) != size or raw[-1] not in kinds:
             kept += 1  # damaged record: never delete what we cannot place
+            damaged += 1
             continue
         pack, offset, stored_len = unpack(raw)
         blob_id = key[1:]
@@ -302,7 +309,7 @@ def _sweep(
     report.blobs_total += total
     report.blobs_live += kept
     report.spared_grace += spared
-    return live
+    return live, damaged
 
 
 def _delete(
@@ -441,7 +448,10 @@ def _compact(
     open_pack: int,
     rewrite_below: float,
     report: GcReport,
+    index_whole: bool,
 ) -> None:
+    """Delete dead packs, rewrite sparse ones. ``index_whole``: the sweep found no damaged
+    record, so a pack it left without a live blob has none (see ``_rewrite``)."""
     out = _PackOut(store)
     try:
         for no, length in sorted(packs_at_start.items()):
@@ -453,7 +463,7 @@ def _compact(
                 continue
             if store.pack_length(no) != length:
                 continue  # changed since gc started (never expected): leave it alone
-            copied = None if kept else _rewrite(store, no, length, out, dead=True)
+            copied = None if kept else _rewrite(store, no, length, out, dead=index_whole)
             if copied is None:
                 copied = _rewrite(store, no, length, out, dead=False)
             if copied is None:
@@ -472,10 +482,12 @@ def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut, *, dead: bo
     """Copy the entries of a pack that the index still places there; bytes copied.
 
     Entries are copied as they are on disk (``scan_pack_entries``), each checked against
-    its id first. With ``dead`` (the sweep left no live blob in the pack) only the entry
-    headers are read, for the dedup records that go with the pack; should the index
-    still place a blob there after all, None is returned before any blob moved and the
-    caller copies the pack in full.
+    its id first, after looking its index record up. With ``dead`` only the entry
+    headers are read, for the dedup records that go with the pack, and no blob record is
+    looked up: the sweep found none placing a blob in this pack and no damaged one, and
+    no record can come to name a settled pack afterwards (the appender writes only to
+    its open pack, gc moves blobs only into packs it creates). Those look-ups were half
+    of gc's time on a 10^6-blob store.
 
     None if the pack is damaged, a live blob does not match its id or its index record
     is damaged (then nothing more is moved and the pack stays).
@@ -495,7 +507,7 @@ def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut, *, dead: bo
                 return None
             blob_id, dedup, at, _, entry = item
             key = ix.BLOB_PREFIX + blob_id
-            raw = get(key)
+            raw = None if dead else get(key)
             if raw is None:
                 # Swept: its dedup record goes with the pack (if it still names it).
                 if dedup is not None and get(ix.DEDUP_PREFIX + dedup) == blob_id:
@@ -509,7 +521,7 @@ def _rewrite(store: Store, pack_no: int, length: int, out: _PackOut, *, dead: bo
             pack, offset, _ = unpack(raw)
             if pack != pack_no or offset != at:
                 continue  # garbage, or a stale copy of a blob that lives elsewhere
-            if dead or blob_id_of(entry[ENTRY_HEADER.size :]) != blob_id:
+            if blob_id_of(entry[ENTRY_HEADER.size :]) != blob_id:
                 return None
             new_pack, new_at = out.append(entry)
             # The record keeps stored_len, plain_len and kind: only the place changes.

@@ -3,7 +3,7 @@
 Most stores' live sets are small enough to hold as a Python set: then marking is a set
 insert per id and the sweep a set look-up per index record, with no I/O. Writing every
 mark into a LevelDB (the earlier design) cost a third of gc's time on the 1 GiB corpus.
-Past ``MEMORY_LIMIT`` ids the set moves into a temporary LevelDB (``gc-mark/`` beside
+Past ``MEMORY_LIMIT`` ids (65 536) the set moves into a temporary LevelDB (``gc-mark/`` beside
 the store, removed when gc ends and on the next open) and starts again empty, so memory
 stays bounded whatever the number of blobs (the index stays on disk, as before); the
 sweep then merges the index with the LevelDB's sorted keys, both in blob-id order, with
@@ -19,8 +19,8 @@ from typing import Any
 
 import plyvel
 
-MEMORY_LIMIT = 100_000
-"""Ids held in memory before they move to disk: about 12 MB of Python objects (a 32-byte
+MEMORY_LIMIT = 65_536
+"""Ids held in memory before they move to disk: about 8 MB of Python objects (a 32-byte
 bytes object is 72 bytes, its set slot 30-50). The flat-memory bound of gc."""
 
 Probe = Callable[[bytes], bool]
@@ -100,7 +100,7 @@ class MarkSet:
                 str(self._path),
                 create_if_missing=True,
                 compression=None,
-                write_buffer_size=8 << 20,
+                write_buffer_size=4 << 20,
                 bloom_filter_bits=10,  # `seen` on a tree not marked yet: most miss
             )
         with self._db.write_batch() as batch:  # scratch data: no sync

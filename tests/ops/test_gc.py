@@ -387,3 +387,28 @@ def test_gc_takes_pack_lengths_only_after_the_appender_settles(tmp_path: Path) -
             assert packs[loc.pack] >= loc.offset + loc.stored_len
     finally:
         repo.close()
+
+
+def test_gc_keeps_a_pack_an_unreadable_index_record_may_place_a_blob_in(
+    tmp_path: Path, small_packs: None
+) -> None:
+    # A damaged blob record cannot say where its blob is: every pack may hold it, so a
+    # pack the sweep found without a live blob is not deleted unread while one exists.
+    src = tmp_path / "src"
+    repo = make_repo(tmp_path / "home")
+    try:
+        _fill(src, 1)
+        old = _backup(repo, src)
+        _fill(src, 2)
+        _backup(repo, src)
+        gone = _refs(repo, old) - _refs(repo, resolve_snapshot(repo, "latest").id.hex())  # type: ignore[union-attr]
+        victim = sorted(gone)[0]
+        victim_pack = repo.store.location(victim).pack
+        repo.store.put_records([(b"b" + victim, b"damaged")])  # no longer decodes
+        delete_snapshot_record(repo, resolve_snapshot(repo, old).id)  # type: ignore[arg-type]
+        report = collect_garbage(repo)
+        assert report.packs_deleted > 0  # other dead packs still go
+        assert victim_pack in repo.store.pack_files()
+        assert victim in _ids_in_packs(repo)
+    finally:
+        repo.close()
