@@ -3,7 +3,7 @@
 Mark. The roots are every snapshot record in the index, the snapshots pinned by
 operations in flight (a backup's parent), and ``extra_roots`` (the mesh passes the
 blobs of the owners this node stores for: their manifests and FOREIGN blobs). Every
-blob they reach goes into the mark set (``_marks``): a Python set up to 100 000 ids,
+blob they reach goes into the mark set (``_marks``): a Python set up to 65 536 ids,
 then a temporary LevelDB beside the store (``gc-mark/``), so memory stays flat in the
 number of blobs, and LevelDB keeps the spilled keys sorted, which the sweep uses. A
 tree already marked is not read again (subtrees shared between snapshots are walked
@@ -19,12 +19,13 @@ when compaction drops their entries.
 A swept blob's bytes stay in its pack inside the pack's committed length, where
 recovery never looks, so it cannot come back on the next open.
 
-Compact. A pack with no live blob is deleted; one whose live share is below
-``rewrite_below`` has its live blobs copied into a new pack (fdatasync, then one index
-batch moves them), and only then is the old pack deleted (``_drops``: an intent record
-first, so a crash cannot bring its garbage back). Packs are done one at a time, so the
-extra disk needed is at most one pack's live bytes. The pack the appender is writing
-into is never rewritten.
+Compact. A pack with no live blob is deleted (only its entry headers are read, for the
+dedup records that go with it); one whose live share is below ``rewrite_below`` has its
+live entries copied as they are (never re-sealed) into a new pack (fdatasync, then one
+index batch moves them), and only then is the old pack deleted (``_drops``: an intent
+record first, so a crash cannot bring its garbage back). Packs are done one at a time,
+so the extra disk needed is at most one pack's live bytes. The pack the appender is
+writing into is never rewritten.
 
 A gc killed at any point leaves a valid store: every index change is one synced batch
 that names only durable bytes, in an order where each live blob is indexed somewhere at
