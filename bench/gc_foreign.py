@@ -115,11 +115,7 @@ def one_gc(template: Path, scratch: Path, mode: str) -> tuple[float, float, int]
     try:
         wall0, cpu0 = time.perf_counter(), time.process_time()
         if mode == "all-roots":
-            roots = (
-                bytes(b)
-                for b, loc in repo.store.iter_blobs()
-                if loc is not None and loc.kind == BlobKind.FOREIGN
-            )
+            roots = (bytes(b) for b in repo.store.iter_blob_ids(BlobKind.FOREIGN))
             report = collect_garbage(repo, extra_roots=roots)
         else:
             report = run_gc(repo)

@@ -152,9 +152,7 @@ class ForeignRetention:
     def roots(self) -> Iterator[bytes]:
         """Every FOREIGN blob to keep (decided at the first ``next``)."""
         collectable = self._plan(time.time() if self._now is None else self._now)
-        for blob_id, loc in self._store.iter_blobs():
-            if loc is None or loc.kind != BlobKind.FOREIGN:
-                continue
+        for blob_id in self._store.iter_blob_ids(BlobKind.FOREIGN):
             if bytes(blob_id) not in collectable:
                 yield bytes(blob_id)
 
