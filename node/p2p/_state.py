@@ -253,12 +253,16 @@ class MeshState:
         return count, total
 
     def held_owners(self) -> list[bytes]:
-        """Every owner some foreign blob is held for."""
+        """Every owner some foreign blob is held for (one seek per owner, when the store's
+        iterator can seek, instead of reading every ``O`` record)."""
         out: list[bytes] = []
-        for key, _ in self._store.iter_records(OWNED_PREFIX):
+        records = self._store.iter_records(OWNED_PREFIX)
+        for key, _ in records:
             owner = bytes(key[1 : 1 + PEER_ID_SIZE])
             if len(key) == 1 + PEER_ID_SIZE + ID_SIZE and (not out or out[-1] != owner):
                 out.append(owner)
+                if hasattr(records, "seek"):  # past this owner's records
+                    records.seek(OWNED_PREFIX + owner + b"\xff" * (ID_SIZE + 1))
         return out
 
     def held_blobs(self, owner: bytes) -> Iterator[BlobId]:

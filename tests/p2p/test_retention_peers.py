@@ -270,3 +270,17 @@ def test_a_hold_set_before_the_announcement_follows_it(tmp_path):
         assert len(list(state.records(ann.owner))) == 2
     finally:
         ra.close()
+
+
+def test_held_owners_finds_every_owner_by_seeking(tmp_path):
+    repo = repo_at(tmp_path / "n")
+    try:
+        state = MeshState(repo.store)
+        owners = sorted(bytes([0, 0x24]) + bytes([i]) * 36 for i in (1, 2, 255))
+        for i, owner in enumerate(owners):
+            state.record_held(owner, [(bytes([j, i]) * 16, 10) for j in range(50)])
+        assert state.held_owners() == owners
+        state.drop_held(owners[1], [bytes([j, 1]) * 16 for j in range(50)])
+        assert state.held_owners() == [owners[0], owners[2]]
+    finally:
+        repo.close()
