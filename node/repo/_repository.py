@@ -183,6 +183,8 @@ def open_scratch_repository(repo: Repository, root: Path) -> Repository:
     For work that must prove something without the node's own store: a drill from peers
     fetches a snapshot's blobs into it and restores from it, so not one blob is read
     from the node's store. Same chunker and compression settings; a different repo id.
+    Not durable (``Store.create(durable=False)``): nothing in it outlives the work, so
+    commits neither sync nor drop the pages the restore reads next.
 
     Ownership: the caller closes the returned repository and removes ``root``.
 
@@ -190,7 +192,7 @@ def open_scratch_repository(repo: Repository, root: Path) -> Repository:
         FormatError: ``root`` already holds a store.
     """
     meta = StoreMeta.new(repo.store.meta.chunker, repo.store.meta.compression)
-    store = Store.create(root, meta)
+    store = Store.create(root, meta, durable=False)
     return Repository(repo.home, store, repo.keys, repo.identity)
 
 
