@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,14 @@ def test_drill_from_peers_needs_a_node_and_a_peer(
     )
     assert node.json("drill", "history") == []
 
-    # A running node with no peer storing for it: the drill runs and fails, saying so.
+    # A running node with no peer storing for it: the drill runs and fails, saying so;
+    # a scheduled drill with drill.from_peers in the config goes the same way.
+    config = node.home / "config.yaml"
+    text = config.read_text()
+    drill_section = "drill:\n  # When to run a disaster-recovery drill ('' never).\n  cron: \"\""
+    assert drill_section in text and "  from_peers: false\n" in text
+    text = text.replace(drill_section, drill_section.replace('""', '"* * * * * */2"'))
+    config.write_text(text.replace("  from_peers: false\n", "  from_peers: true\n"))
     daemon_for(node)
     node.passphrase = None
     drill = _drill(node, "--from-peers", expect=1)["drill"]
@@ -139,6 +147,12 @@ def test_drill_from_peers_needs_a_node_and_a_peer(
     assert "no peer stores this node's snapshots" in failed["peers"]["summary"]
     assert "--store-at" in failed["peers"]["remedy"]
     assert drill["peers"] == [] and drill["files"] == 0
-    # The scheduled kind of drill: drill.from_peers in the config goes the same way.
-    scheduled = node.run("drill", env={"SHADOWVAULT_DRILL__FROM_PEERS": "true"}, expect=1)
-    assert "no peer stores this node's snapshots" in scheduled.stdout
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        jobs = node.json("jobs")["history"]
+        scheduled = [j for j in jobs if j["source"] == "schedule:drill"]
+        if any(j["state"] == "succeeded" for j in scheduled):
+            break
+        time.sleep(0.3)
+    assert scheduled and scheduled[0]["params"]["from_peers"] is True, jobs
+    assert {d["source"] for d in node.json("drill", "history")} == {"peers"}
