@@ -20,6 +20,7 @@ from ._errors import PeerUnreachable as PeerUnreachable
 from ._errors import UnknownPeer as UnknownPeer
 from ._fetch import FetchResult as FetchResult
 from ._fetch import QuotaExceeded as QuotaExceeded
+from ._heal import BlobFetcher as BlobFetcher
 from ._heal import FetchReport as FetchReport
 from ._heal import HealReport as HealReport
 from ._heal import MissingBlob as MissingBlob
@@ -35,6 +36,8 @@ from ._mesh import RepoBlobSource as RepoBlobSource
 from ._mesh import open_mesh as open_mesh
 from ._mesh import replicas_of as replicas_of
 from ._mesh import settings_from_config as settings_from_config
+from ._offsite import OffsiteCopy as OffsiteCopy
+from ._offsite import fetch_offsite_copy as fetch_offsite_copy
 from ._peers import PeerBook as PeerBook
 from ._peers import PeerRecord as PeerRecord
 from ._peers import strip_p2p as strip_p2p
@@ -44,6 +47,7 @@ from ._state import MeshState as MeshState
 from ._state import QState as QState
 
 __all__ = [
+    "BlobFetcher",
     "BlobSource",
     "FetchReport",
     "FetchResult",
@@ -54,6 +58,7 @@ __all__ = [
     "MeshSettings",
     "MeshState",
     "MissingBlob",
+    "OffsiteCopy",
     "PeerBook",
     "PeerMisbehaved",
     "PeerRecord",
@@ -64,6 +69,7 @@ __all__ = [
     "ReplayCache",
     "RepoBlobSource",
     "UnknownPeer",
+    "fetch_offsite_copy",
     "fetch_snapshot",
     "heal_blobs",
     "heal_problems",

@@ -45,6 +45,10 @@ class FetchResult:
     """Ids no peer could supply (valid)."""
     by_peer: dict[str, int] = field(default_factory=dict)
     """Blobs fetched from each peer (base58 peer id)."""
+    bytes_by_peer: dict[str, int] = field(default_factory=dict)
+    """Bytes (sealed) fetched from each peer."""
+    peer_errors: dict[str, str] = field(default_factory=dict)
+    """Peers that failed a request (unreachable, refused, misbehaved): the last error."""
 
 
 class Scores:
@@ -239,10 +243,12 @@ class Fetcher:
             except PeerMisbehaved as exc:
                 log.warning("%s", exc)
                 self.scores.penalise(peer.to_bytes(), WRONG_BLOB_PENALTY)
+                result.peer_errors[peer.to_base58()] = str(exc)
                 return
             except MeshError as exc:
                 log.info("fetch from %s: %s", peer.to_base58()[-8:], exc)
                 self.scores.penalise(peer.to_bytes(), UNREACHABLE_PENALTY)
+                result.peer_errors[peer.to_base58()] = str(exc)
                 return
             good = self._verify(peer, reply, set(asked))
             if good:
@@ -253,6 +259,8 @@ class Fetcher:
                     result.bytes += len(data)
                 name = peer.to_base58()
                 result.by_peer[name] = result.by_peer.get(name, 0) + len(good)
+                size = sum(len(data) for _, data in good)
+                result.bytes_by_peer[name] = result.bytes_by_peer.get(name, 0) + size
             # Only what the peer deferred, and still pending, is worth asking it again.
             asked = [i for i in reply.more if i in pending] if good else []
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import trio
 
@@ -41,7 +42,6 @@ from node.repo import (
 from protocol import BlobId
 
 from ._fetch import FetchResult
-from ._mesh import Mesh
 from ._recover import SNAPSHOT_INDEX_PREFIX
 
 log = logging.getLogger("shadowvault.p2p")
@@ -56,6 +56,15 @@ DATA_QUEUE = 4
 
 HEALABLE = frozenset({"corrupt_blob", "missing_blob", "index_mismatch", "bad_index_record"})
 """Check problem codes about one blob, which a good copy from a peer fixes."""
+
+
+class BlobFetcher(Protocol):
+    """Where our blobs come back from: ``Mesh`` (into our store), or a drill's fetcher
+    into a scratch store (``node.p2p._offsite``)."""
+
+    async def fetch_blobs(
+        self, ids: Sequence[BlobId], *, kind: BlobKind, replace: bool = False
+    ) -> FetchResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +89,10 @@ class FetchReport:
     bytes: int = 0
     by_peer: dict[str, int] = field(default_factory=dict)
     """Blobs received from each peer (base58 peer id)."""
+    bytes_by_peer: dict[str, int] = field(default_factory=dict)
+    """Bytes (sealed) received from each peer."""
+    peer_errors: dict[str, str] = field(default_factory=dict)
+    """Peers that failed a request (unreachable, refused, sent wrong bytes): last error."""
     unavailable: list[MissingBlob] = field(default_factory=list)
     """Blobs no peer could supply; their paths are the damaged files and directories."""
 
@@ -100,6 +113,9 @@ class FetchReport:
         self.bytes += result.bytes
         for peer, n in result.by_peer.items():
             self.by_peer[peer] = self.by_peer.get(peer, 0) + n
+        for peer, n in result.bytes_by_peer.items():
+            self.bytes_by_peer[peer] = self.bytes_by_peer.get(peer, 0) + n
+        self.peer_errors.update(result.peer_errors)
 
 
 @dataclass
@@ -157,17 +173,24 @@ def missing_blobs(repo: Repository, snapshot: Snapshot) -> list[MissingBlob]:
 
 
 async def fetch_snapshot(
-    mesh: Mesh,
+    mesh: BlobFetcher,
     repo: Repository,
     snapshot_id: BlobId,
     *,
     verify: bool = True,
     progress: ProgressFn | None = None,
+    index_dedup: bool = True,
 ) -> FetchReport:
     """Make every blob of one of our snapshots present and valid here, from peers.
 
     Blobs stored here are not fetched; with ``verify`` each one is read and checked
     against its id first, and a copy that fails is replaced from a peer.
+
+    Args:
+        mesh: fetches blobs into ``repo``'s store (``Mesh``, or a drill's scratch fetcher).
+        index_dedup: give fetched chunks and trees their dedup records (a recovery needs
+            them; a drill's throw-away store does not, and skipping saves opening every
+            blob twice).
 
     Returns:
         What was fetched and replaced, per peer, and what no peer could supply (with the
@@ -189,20 +212,21 @@ async def fetch_snapshot(
     async with trio.open_nursery() as nursery:
         async with receive:
             for _ in range(DATA_TASKS):
-                nursery.start_soon(_fetch_data, mesh, repo, receive.clone(), report)
+                nursery.start_soon(_fetch_data, mesh, repo, receive.clone(), report, index_dedup)
         async with send:
-            await _walk(mesh, repo, snap.tree, verify, send, report, progress)
+            await _walk(mesh, repo, snap.tree, verify, send, report, progress, index_dedup)
     return report
 
 
 async def _walk(
-    mesh: Mesh,
+    mesh: BlobFetcher,
     repo: Repository,
     root: BlobId,
     verify: bool,
     data: trio.MemorySendChannel[tuple[dict[BlobId, str], bool]],
     report: FetchReport,
     progress: ProgressFn | None,
+    index_dedup: bool,
 ) -> None:
     """Walk the trees level by level, fetching them; hand the chunks to ``data``."""
     seen: set[bytes] = set()
@@ -215,7 +239,7 @@ async def _walk(
             async with trio.open_nursery() as nursery:
                 if missing:
                     nursery.start_soon(
-                        _get_named, mesh, repo, missing, BlobKind.TREE, False, report
+                        _get_named, mesh, repo, missing, BlobKind.TREE, False, report, index_dedup
                     )
                 if corrupt:
                     nursery.start_soon(_get_named, mesh, repo, corrupt, BlobKind.TREE, True, report)
@@ -250,17 +274,18 @@ async def _walk(
 
 
 async def _fetch_data(
-    mesh: Mesh,
+    mesh: BlobFetcher,
     repo: Repository,
     work: trio.MemoryReceiveChannel[tuple[dict[BlobId, str], bool]],
     report: FetchReport,
+    index_dedup: bool,
 ) -> None:
     async with work:
         async for wanted, replace in work:
-            await _get_named(mesh, repo, wanted, BlobKind.DATA, replace, report)
+            await _get_named(mesh, repo, wanted, BlobKind.DATA, replace, report, index_dedup)
 
 
-async def heal_blobs(mesh: Mesh, repo: Repository, blob_ids: Iterable[BlobId]) -> HealReport:
+async def heal_blobs(mesh: BlobFetcher, repo: Repository, blob_ids: Iterable[BlobId]) -> HealReport:
     """Fetch each of our blobs that is missing or fails its check, and replace it.
 
     A blob that reads back fine is left alone. What each blob is (tree, data, snapshot
@@ -278,7 +303,9 @@ async def heal_blobs(mesh: Mesh, repo: Repository, blob_ids: Iterable[BlobId]) -
     return report
 
 
-async def heal_problems(mesh: Mesh, repo: Repository, problems: Iterable[Problem]) -> HealReport:
+async def heal_problems(
+    mesh: BlobFetcher, repo: Repository, problems: Iterable[Problem]
+) -> HealReport:
     """Repair what a check found (``check --read-data --repair``): fetch and replace every
     corrupt or missing blob it names, then fetch whatever the snapshots reference that a
     healed tree revealed as missing. After it, the same check passes unless the report
@@ -377,7 +404,7 @@ def _classify_data(
 
 
 async def _get(
-    mesh: Mesh, ids: Sequence[BlobId], kind: BlobKind, replace: bool, report: FetchReport
+    mesh: BlobFetcher, ids: Sequence[BlobId], kind: BlobKind, replace: bool, report: FetchReport
 ) -> list[BlobId]:
     """Fetch ``ids`` in batches; returns those no peer could supply."""
     lost: list[BlobId] = []
@@ -389,17 +416,20 @@ async def _get(
 
 
 async def _get_named(
-    mesh: Mesh,
+    mesh: BlobFetcher,
     repo: Repository,
     wanted: dict[BlobId, str],
     kind: BlobKind,
     replace: bool,
     report: FetchReport,
+    index_dedup: bool = True,
 ) -> None:
     lost = await _get(mesh, list(wanted), kind, replace, report)
     for blob_id in lost:
         report.unavailable.append(MissingBlob(blob_id, kind, wanted[blob_id], replace))
-    if kind in (BlobKind.DATA, BlobKind.TREE) and not replace:  # replaced ones kept theirs
+    if (
+        index_dedup and kind in (BlobKind.DATA, BlobKind.TREE) and not replace
+    ):  # replaced ones kept theirs
         gone = set(lost)
         got = [b for b in wanted if b not in gone]
         await trio.to_thread.run_sync(_index_dedup, repo, got, kind)
