@@ -316,6 +316,7 @@ class Mesh:
             RepoError, ValueError: see ``build_announcement``.
         """
         ann = await trio.to_thread.run_sync(build_announcement, self._repo, self.state, snapshot_id)
+        log.info("announcing snapshot %s (seq %d)", snapshot_id.short, ann.seq)
         async with trio.open_nursery() as nursery:
             for rec in self.peers.all():
                 if rec.store_at:
