@@ -109,14 +109,13 @@ class Fetcher:
                 accounted to ``owner`` against ``quota``; any other kind is the
                 owner getting its own blobs back (healing, recovery), not accounted.
             replace: fetch every id even if stored, and make the fetched copy the one
-                the index names (healing a corrupt copy; never for FOREIGN blobs).
+                the index names (healing a corrupt copy). A replaced FOREIGN blob was
+                accounted to its owner when first stored, so it is not counted again.
 
         Raises:
             QuotaExceeded: the next blobs would not fit the owner's quota (those stored
                 before stay).
         """
-        if replace and kind is BlobKind.FOREIGN:
-            raise ValueError("only the owner's own blobs are replaced")
         result = FetchResult()
         if replace:
             wanted = list(dict.fromkeys(ids))
@@ -301,7 +300,7 @@ class Fetcher:
         blobs: list[tuple[BlobId, bytes]],
         replace: bool = False,
     ) -> None:
-        foreign = kind is BlobKind.FOREIGN
+        foreign = kind is BlobKind.FOREIGN and not replace  # counted (and capped) once
         size = sum(len(d) for _, d in blobs)
         held = 0
         if foreign:
