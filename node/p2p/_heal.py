@@ -281,9 +281,9 @@ async def heal_blobs(mesh: Mesh, repo: Repository, blob_ids: Iterable[BlobId]) -
             group, kind=BlobKind.FOREIGN, owner=peer_id_text(owner), replace=True
         )
         report.add(result, replaced=True)
-        lost = set(result.missing)
-        report.unavailable.extend(MissingBlob(b, BlobKind.FOREIGN, "", True) for b in lost)
-        report.healed.extend(b for b in group if b not in lost)
+        gone = set(result.missing)
+        report.unavailable.extend(MissingBlob(b, BlobKind.FOREIGN, "", True) for b in gone)
+        report.healed.extend(b for b in group if b not in gone)
     return report
 
 
