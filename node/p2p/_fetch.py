@@ -27,6 +27,8 @@ log = logging.getLogger("shadowvault.p2p")
 
 BATCH = 256
 """Blob ids asked for in one request (the reply holds up to 8 MiB and defers the rest)."""
+MIN_BATCH = 8
+"""Fewest ids in a batch when a call is cut into more batches than ``BATCH`` gives."""
 PARALLEL = 3
 """Batches fetched at once (from different peers when there are several)."""
 STORE_QUEUE = 4
@@ -127,7 +129,11 @@ class Fetcher:
         # way (writes end in an fdatasync); the channel holds a few replies, bounding memory.
         send, receive = trio.open_memory_channel[list[tuple[BlobId, bytes]]](STORE_QUEUE)
         failure: list[QuotaExceeded] = []
-        batches = [wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)]
+        # Batches are counted in ids, but a reply carries 8 MiB at most: 256 chunks of
+        # 1 MiB (a 256 MiB snapshot) made one batch, fetched from one holder only. Cut
+        # smaller so that every worker, and so every holder, gets several.
+        size = max(MIN_BATCH, min(BATCH, -(-len(wanted) // (self._parallel * 4))))
+        batches = [wanted[i : i + size] for i in range(0, len(wanted), size)]
         order = self.scores.order(sources, last=owner)
         # Several holders serve at once: worker k starts with the k-th best peer (round
         # robin), so each well-scored holder streams a different batch; with fewer
