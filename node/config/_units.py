@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -54,7 +54,55 @@ DURATION_EXPECTED = "expected a duration like 30s, 5m, 24h or 7d"
 SIZE_EXPECTED = "expected a size like 512KiB, 50GiB or 1TB"
 
 
-class Duration:
+class _ConfigUnit:
+    """What Duration and Size share: pydantic validation from text or a bare number.
+
+    A subclass sets ``_EXPECTED`` (the error message), ``_EXAMPLES`` (for the JSON
+    schema) and ``_NUMBERS`` (the number types a bare value may have), and makes a
+    value from a bare number or from text in ``_coerce``.
+    """
+
+    _EXPECTED: ClassVar[str]
+    _EXAMPLES: ClassVar[tuple[str, ...]]
+    _NUMBERS: ClassVar[tuple[type, ...]]
+
+    __slots__ = ()
+
+    @classmethod
+    def _coerce(cls, value: Any) -> Any:
+        """The value made from a bare number or from text; ValueError if it is not one."""
+        raise NotImplementedError
+
+    @classmethod
+    def _validate(cls, value: Any) -> Any:
+        if isinstance(value, cls):
+            return value
+        # bool is an int to Python, never a duration or a size to a user.
+        if not isinstance(value, bool):
+            try:
+                if isinstance(value, (str, *cls._NUMBERS)):
+                    return cls._coerce(value)
+            except ValueError:
+                pass
+        raise PydanticCustomError("expected", cls._EXPECTED)
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls._validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "examples": list(cls._EXAMPLES)}
+
+
+class Duration(_ConfigUnit):
     """A non-negative length of time, written ``1h30m``, ``30s``, ``7d``, ``500ms``.
 
     Units: ``w`` (7 days), ``d``, ``h``, ``m``, ``s``, ``ms``. Months and years are left out
@@ -62,6 +110,9 @@ class Duration:
     """
 
     __slots__ = ("_ms", "_text")
+    _EXPECTED = DURATION_EXPECTED
+    _EXAMPLES = ("30s", "24h", "7d")
+    _NUMBERS = (int, float)
 
     def __init__(self, seconds: float, *, text: str | None = None) -> None:
         if not math.isfinite(seconds) or seconds < 0:
@@ -122,43 +173,20 @@ class Duration:
         return hash(("Duration", self._ms))
 
     @classmethod
-    def _validate(cls, value: Any) -> Duration:
-        if isinstance(value, Duration):
-            return value
-        if isinstance(value, bool):
-            raise PydanticCustomError("expected", DURATION_EXPECTED)
-        try:
-            if isinstance(value, int | float):
-                return cls(float(value))
-            if isinstance(value, str):
-                return cls.parse(value)
-        except ValueError:
-            pass
-        raise PydanticCustomError("expected", DURATION_EXPECTED)
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls._validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(str),
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {"type": "string", "examples": ["30s", "24h", "7d"]}
+    def _coerce(cls, value: Any) -> Duration:
+        return cls.parse(value) if isinstance(value, str) else cls(float(value))
 
 
-class Size:
+class Size(_ConfigUnit):
     """A number of bytes, written ``512KiB``, ``50GiB``, ``1TB`` or a bare number of bytes.
 
     Binary (KiB, MiB, GiB, TiB) and decimal (kB, MB, GB, TB) units, case-insensitive.
     """
 
     __slots__ = ("_bytes", "_text")
+    _EXPECTED = SIZE_EXPECTED
+    _EXAMPLES = ("512KiB", "50GiB")
+    _NUMBERS = (int,)
 
     def __init__(self, nbytes: int, *, text: str | None = None) -> None:
         if nbytes < 0:
@@ -222,31 +250,5 @@ class Size:
         return hash(("Size", self._bytes))
 
     @classmethod
-    def _validate(cls, value: Any) -> Size:
-        if isinstance(value, Size):
-            return value
-        if isinstance(value, bool):
-            raise PydanticCustomError("expected", SIZE_EXPECTED)
-        try:
-            if isinstance(value, int):
-                return cls(value)
-            if isinstance(value, str):
-                return cls.parse(value)
-        except ValueError:
-            pass
-        raise PydanticCustomError("expected", SIZE_EXPECTED)
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: Any, handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls._validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(str),
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
-        return {"type": "string", "examples": ["512KiB", "50GiB"]}
+    def _coerce(cls, value: Any) -> Size:
+        return cls.parse(value) if isinstance(value, str) else cls(value)
