@@ -1,4 +1,4 @@
-"""The requester side of the chunk exchange: one long-lived stream per peer.
+"""The requester side of the chunk exchange: long-lived streams, up to 3 per peer.
 
 A small request on an open stream costs ~1 ms, against 4-7 ms for a new stream per
 request (field notes section 3), so streams are kept open, each used by one request at a
