@@ -28,7 +28,18 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-GEN_PY = REPO_ROOT.parent / "shared" / "bench" / "gen.py"
+
+
+def _find_gen_py() -> Path:
+    """``shared/bench/gen.py`` beside the checkout, or one level up (a worktree in wt/)."""
+    for base in (REPO_ROOT.parent, REPO_ROOT.parent.parent):
+        cand = base / "shared" / "bench" / "gen.py"
+        if cand.exists():
+            return cand
+    return REPO_ROOT.parent / "shared" / "bench" / "gen.py"
+
+
+GEN_PY = _find_gen_py()
 DEFAULT_SCRATCH = Path("/tmp/sv-bench")
 MARKER = ".complete"
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -434,16 +435,21 @@ def summarize(
         for t in tools
     }
     ratios: dict[str, dict[str, float | None]] = {}
-    if "shadowvault" in tools:
-        for other in (t for t in tools if t != "shadowvault"):
-            ratios[f"shadowvault/{other}"] = {
-                m.key: (
-                    round(sv / ot, 3)
-                    if (sv := med["shadowvault"][m.key]) is not None and (ot := med[other][m.key])
-                    else None
-                )
-                for m in metrics
-            }
+    # shadowvault against every other tool; each --also build against the reference tools
+    builds = [t for t in tools if t not in ("restic", "borg")]
+    pairs = [("shadowvault", t) for t in tools if t != "shadowvault" and "shadowvault" in tools]
+    pairs += [
+        (b, t) for b in builds if b != "shadowvault" for t in tools if t in ("restic", "borg")
+    ]
+    for mine, other in pairs:
+        ratios[f"{mine}/{other}"] = {
+            m.key: (
+                round(sv / ot, 3)
+                if (sv := med[mine][m.key]) is not None and (ot := med[other][m.key])
+                else None
+            )
+            for m in metrics
+        }
     return {"raw": raw, "median": med, "ratios": ratios}
 
 
@@ -516,10 +522,25 @@ def main() -> int:
         default=str(REPO_ROOT / ".venv" / "bin" / "shadowvault"),
         help="the shadowvault executable",
     )
+    ap.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=EXE",
+        help="another shadowvault build to run in each round as tool NAME (A/B runs),\n"
+        "e.g. --also base=/tmp/sv-base; its ratios to the others are in the JSON",
+    )
     args = ap.parse_args()
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     if bad := [t for t in tools if t not in TOOLS]:
         ap.error(f"unknown tools {bad}; choose from {', '.join(TOOLS)}")
+    extra: dict[str, Tool] = {}
+    for spec in args.also:
+        name, sep, exe = spec.partition("=")
+        if not sep or not name or name in TOOLS or name in extra:
+            ap.error(f"--also wants NAME=EXE with a new NAME, got {spec!r}")
+        extra[name] = dataclasses.replace(make_tools(exe)["shadowvault"], name=name)
+        tools.append(name)
     if not Path("/usr/bin/time").exists() or shutil.which("rsync") is None:
         ap.error("needs /usr/bin/time and rsync: run bench/setup.sh")
 
@@ -529,7 +550,7 @@ def main() -> int:
     free = shutil.disk_usage(scratch).free
     if free < 4 * day2_bytes:  # src + restore + repo + slack
         sys.exit(f"only {free / 1e9:.1f} GB free in {scratch}; need ~{4 * day2_bytes / 1e9:.1f}")
-    all_tools = make_tools(args.shadowvault)
+    all_tools = {**make_tools(args.shadowvault), **extra}
     meta = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": platform.node(),

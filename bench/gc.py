@@ -12,7 +12,12 @@ mark set is a temporary LevelDB and the sweep a merge of two sorted iterators.
 Part 2 (``--corpus``): the shared corpus (bench/corpus.py, default scale 0.1): back up
 day1 then day2 with restic and with shadowvault, then time ``forget --keep-last 1
 --prune`` for each (restic: forget + prune with its default 5 % unused; shadowvault:
-forget + gc), then ``check --read-data`` for each (untimed, must pass).
+forget + gc) on fresh copies of both, ``--rounds`` times (default 3) with the tools
+taking turns going first, then ``check --read-data`` on the last copies (untimed, must
+pass). Medians and the restic/shadowvault ratios (wall and CPU) are reported.
+
+node/ and protocol/ are byte-compiled first, as an installed node is (``--no-compile``
+to time a worktree that recompiles its sources on every command).
 
 Results go to stdout (a table) and ``$SV_BENCH_DIR/results/gc-<time>.json``.
 
@@ -27,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -236,21 +242,53 @@ def find_corpus(scale: float) -> Path:
         raise
 
 
-def bench_corpus(work: Path, scale: float) -> dict[str, Any]:
+def byte_compile() -> None:
+    """Compile node/ and protocol/ to ``__pycache__`` (gitignored), as ``pip install`` does.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set (as in this project's shells) a worktree's
+    modules were compiled from source on every command: about 0.1 CPU-s per run that an
+    installed node (the Docker image, any wheel install) never pays.
+    """
+    import compileall
+
+    for pkg in ("node", "protocol"):
+        compileall.compile_dir(str(REPO_ROOT / pkg), quiet=1)
+
+
+def _median_step(steps: list[StepResult]) -> dict[str, Any]:
+    def med(values: list[float | None]) -> float | None:
+        known = sorted(v for v in values if v is not None)
+        return round(statistics.median(known), 2) if known else None
+
+    return {
+        "ok": all(st.ok for st in steps),
+        "wall_s": med([st.wall_s for st in steps]),
+        "cpu_s": med([st.cpu_s for st in steps]),
+        "rss_mb": med([st.rss_mb for st in steps]),
+        "error": next((st.error for st in steps if st.error), None),
+        "output": steps[-1].output,
+    }
+
+
+def bench_corpus(work: Path, scale: float, rounds: int = 1) -> dict[str, Any]:
     corpus = find_corpus(scale)
     logs = work / "logs"
-    result: dict[str, Any] = {"scale": scale}
+    result: dict[str, Any] = {"scale": scale, "rounds": rounds}
     restic_env = dict(os.environ, RESTIC_PASSWORD=PASSWORD)
-    rrepo = ["restic", "-r", str(work / "restic-repo"), "--cache-dir", str(work / "cache"), "-q"]
     svhome = work / "sv-home"
     for p in (work / "restic-repo", work / "cache", svhome, work / "src"):
         shutil.rmtree(p, ignore_errors=True)
+
+    def rrepo(repo: Path, cache: Path) -> list[str]:
+        return ["restic", "-r", str(repo), "--cache-dir", str(cache), "-q"]
+
+    prepared = rrepo(work / "restic-repo", work / "cache")
     env = sv_env(svhome)
-    subprocess.run([*rrepo, "init", "--repository-version", "2"], env=restic_env, check=True)
+    subprocess.run([*prepared, "init", "--repository-version", "2"], env=restic_env, check=True)
     subprocess.run([SHADOWVAULT, "init"], env=env, check=True, capture_output=True)
     for day in ("day1", "day2"):
         rsync(corpus / day, work / "src")
-        subprocess.run([*rrepo, "backup", "src"], cwd=work, env=restic_env, check=True)
+        subprocess.run([*prepared, "backup", "src"], cwd=work, env=restic_env, check=True)
         subprocess.run(
             [SHADOWVAULT, "backup", "src", "--json"],
             cwd=work,
@@ -262,39 +300,77 @@ def bench_corpus(work: Path, scale: float) -> dict[str, Any]:
         "restic": du_bytes(work / "restic-repo"),
         "shadowvault": du_bytes(svhome / "store"),
     }
-    restic = run_timed(
-        [*rrepo, "forget", "--keep-last", "1", "--prune"],
-        cwd=work,
-        env=restic_env,
-        logs=logs,
-        name="restic-forget-prune",
-        timeout=3600,
-    )
-    sv = run_timed(
-        [SHADOWVAULT, "forget", "--keep-last", "1", "--prune", "--json"],
-        cwd=work,
-        env=env,
-        logs=logs,
-        name="sv-forget-gc",
-        timeout=3600,
-    )
-    result["restic"] = step_dict(restic)
-    result["shadowvault"] = step_dict(sv)
+    # Each round works on fresh copies of the two prepared repositories (restic's cache
+    # too), the tools taking turns going first: both see the same load and page cache.
+    runs: dict[str, list[StepResult]] = {"restic": [], "shadowvault": []}
+    run_repo, run_cache, run_home = work / "restic-run", work / "cache-run", work / "sv-run"
+    for rnd in range(rounds):
+        for p in (run_repo, run_cache, run_home):
+            shutil.rmtree(p, ignore_errors=True)
+        shutil.copytree(work / "restic-repo", run_repo)
+        shutil.copytree(work / "cache", run_cache)
+        shutil.copytree(svhome, run_home)
+        # The copies are dirty page cache: write them out now, or the first fsync of
+        # whichever tool runs first pays for flushing them (ext4 data=ordered).
+        subprocess.run(["sync"], check=True)
+        order = ["restic", "shadowvault"] if rnd % 2 == 0 else ["shadowvault", "restic"]
+        for tool in order:
+            if tool == "restic":
+                step = run_timed(
+                    [*rrepo(run_repo, run_cache), "forget", "--keep-last", "1", "--prune"],
+                    cwd=work,
+                    env=restic_env,
+                    logs=logs,
+                    name=f"restic-forget-prune-{rnd}",
+                    timeout=3600,
+                )
+            else:
+                step = run_timed(
+                    [SHADOWVAULT, "forget", "--keep-last", "1", "--prune", "--json"],
+                    cwd=work,
+                    env=sv_env(run_home),
+                    logs=logs,
+                    name=f"sv-forget-gc-{rnd}",
+                    timeout=3600,
+                )
+            runs[tool].append(step)
+        print(
+            f"round {rnd + 1}/{rounds}: restic {runs['restic'][-1].wall_s} s "
+            f"({runs['restic'][-1].cpu_s} CPU-s), shadowvault {runs['shadowvault'][-1].wall_s} s "
+            f"({runs['shadowvault'][-1].cpu_s} CPU-s)",
+            flush=True,
+        )
+    result["restic"] = _median_step(runs["restic"])
+    result["shadowvault"] = _median_step(runs["shadowvault"])
+    result["each_round"] = {
+        tool: [{"wall_s": st.wall_s, "cpu_s": st.cpu_s} for st in steps]
+        for tool, steps in runs.items()
+    }
+    r, v = result["restic"], result["shadowvault"]
+    result["ratio_restic_over_sv"] = {
+        k: round(r[k] / v[k], 2) if r[k] and v[k] else None for k in ("wall_s", "cpu_s")
+    }
     result["after_bytes"] = {
-        "restic": du_bytes(work / "restic-repo"),
-        "shadowvault": du_bytes(svhome / "store"),
+        "restic": du_bytes(run_repo),
+        "shadowvault": du_bytes(run_home / "store"),
     }
     result["checks_ok"] = {
         "restic": subprocess.run(
-            [*rrepo, "check", "--read-data"], env=restic_env, capture_output=True, check=False
+            [*rrepo(run_repo, run_cache), "check", "--read-data"],
+            env=restic_env,
+            capture_output=True,
+            check=False,
         ).returncode
         == 0,
         "shadowvault": subprocess.run(
-            [SHADOWVAULT, "check", "--read-data"], env=env, capture_output=True, check=False
+            [SHADOWVAULT, "check", "--read-data"],
+            env=sv_env(run_home),
+            capture_output=True,
+            check=False,
         ).returncode
         == 0,
     }
-    print(json.dumps(result), flush=True)
+    print(json.dumps({k: v for k, v in result.items() if k not in ("restic", "shadowvault")}))
     return result
 
 
@@ -315,9 +391,13 @@ def print_table(blobs: list[dict[str, Any]], corpus: dict[str, Any] | None) -> N
             )
     if corpus:
         r, s = corpus["restic"], corpus["shadowvault"]
-        print(f"\ncorpus scale {corpus['scale']}: forget --keep-last 1 --prune")
-        print(f"  restic      {r['wall_s']} s, {r['rss_mb']} MB peak")
-        print(f"  shadowvault {s['wall_s']} s, {s['rss_mb']} MB peak")
+        print(
+            f"\ncorpus scale {corpus['scale']}: forget --keep-last 1 --prune, "
+            f"medians of {corpus['rounds']} interleaved rounds"
+        )
+        print(f"  restic      {r['wall_s']} s, {r['cpu_s']} CPU-s, {r['rss_mb']} MB peak")
+        print(f"  shadowvault {s['wall_s']} s, {s['cpu_s']} CPU-s, {s['rss_mb']} MB peak")
+        print(f"  restic / shadowvault: {corpus['ratio_restic_over_sv']}")
         print(f"  bytes before {corpus['before_bytes']}, after {corpus['after_bytes']}")
         print(f"  check --read-data afterwards: {corpus['checks_ok']}")
 
@@ -328,6 +408,14 @@ def main() -> int:
     ap.add_argument("--no-blobs", action="store_true", help="skip part 1")
     ap.add_argument("--scale", type=float, default=0.1, help="corpus scale for part 2")
     ap.add_argument("--no-corpus", action="store_true", help="skip part 2")
+    ap.add_argument(
+        "--rounds", type=int, default=3, help="part 2: interleaved timed rounds (default 3)"
+    )
+    ap.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="do not byte-compile node/ and protocol/ first (time source compiles too)",
+    )
     ap.add_argument("--populate", nargs=2, metavar=("HOME", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--gc-child", metavar="HOME", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -340,10 +428,12 @@ def main() -> int:
     if not shutil.which("restic") and not args.no_corpus:
         print("restic is not installed: run bench/setup.sh", file=sys.stderr)
         return 1
+    if not args.no_compile:
+        byte_compile()
     work = scratch_dir() / "gc"
     work.mkdir(parents=True, exist_ok=True)
     blobs = [] if args.no_blobs else bench_blobs(work, [int(x) for x in args.blobs.split(",")])
-    corpus = None if args.no_corpus else bench_corpus(work, args.scale)
+    corpus = None if args.no_corpus else bench_corpus(work, args.scale, args.rounds)
     results = scratch_dir() / "results"
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"gc-{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -13,7 +13,6 @@ import re
 from typing import Annotated, Any
 
 import multiaddr  # type: ignore[import-untyped]
-from croniter import croniter
 from pydantic import AfterValidator, PlainSerializer, PlainValidator
 from pydantic_core import PydanticCustomError
 
@@ -94,7 +93,13 @@ def _peer_id(value: str) -> str:
 
 
 def _cron(value: str) -> str:
-    if value and not croniter.is_valid(value):
+    if not value:
+        return value
+    # Imported here: croniter's import runs `file` on the interpreter (a subprocess, via
+    # platform.architecture), which every command paid for, with or without a cron set.
+    from croniter import croniter
+
+    if not croniter.is_valid(value):
         raise expected(
             "expected a cron expression like '0 3 * * *' (minute hour day month weekday), "
             "'@daily', or '' for off"

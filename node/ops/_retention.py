@@ -240,9 +240,7 @@ def run_gc(
 
 def foreign_blob_ids(store: Store) -> Iterator[bytes]:
     """Every blob this node keeps for another owner."""
-    for blob_id, loc in store.iter_blobs():
-        if loc is not None and loc.kind == BlobKind.FOREIGN:
-            yield bytes(blob_id)
+    yield from store.iter_blob_ids(BlobKind.FOREIGN)
 
 
 # -- holds ------------------------------------------------------------------------------------

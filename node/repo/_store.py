@@ -406,6 +406,17 @@ class Store:
                 loc = None
             yield ix.blob_id_of_key(key), loc
 
+    def iter_blob_ids(self, kind: BlobKind) -> Iterator[bytes]:
+        """The id of every committed blob of one kind (damaged records left out).
+
+        Reads only the kind byte of each record: a full index pass that builds every
+        location (``iter_blobs``) was 40 % of gc's time on the 1 GiB corpus.
+        """
+        want, size = int(kind), ix.BLOB_RECORD_SIZE
+        for key, raw in self._db.iterator(prefix=ix.BLOB_PREFIX):
+            if raw[-1] == want and len(raw) == size:  # ix.blob_kind, inlined
+                yield key[1:]
+
     def committed_packs(self) -> dict[int, int]:
         """Pack number -> committed length, as the index records them.
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+import node.repo._marks as marks_module
 import node.repo._store as store_module
 from node.ops import BackupOptions, RestoreOptions, run_backup, run_check, run_restore
 from node.repo import (
@@ -23,6 +24,7 @@ from node.repo import (
     set_hold,
     walk_references,
 )
+from node.repo._pack import FILE_HEADER, scan_pack
 from tests.ops.helpers import make_repo, tree_state
 
 
@@ -58,7 +60,12 @@ def _state(src: Path) -> dict:
     return {"__root__": str(src), "state": {k: v[:4] for k, v in tree_state(src).items()}}
 
 
-def test_gc_removes_only_forgotten_data(tmp_path: Path, small_packs: None) -> None:
+@pytest.mark.parametrize("mark_limit", [None, 3], ids=["marks-in-memory", "marks-spilled"])
+def test_gc_removes_only_forgotten_data(
+    tmp_path: Path, small_packs: None, monkeypatch: pytest.MonkeyPatch, mark_limit: int | None
+) -> None:
+    if mark_limit is not None:  # past this many ids the mark set moves to its LevelDB
+        monkeypatch.setattr(marks_module, "MEMORY_LIMIT", mark_limit)
     src = tmp_path / "src"
     repo = make_repo(tmp_path / "home")
     try:
@@ -82,6 +89,7 @@ def test_gc_removes_only_forgotten_data(tmp_path: Path, small_packs: None) -> No
 
         packs_before = set(repo.store.pack_files())
         report = collect_garbage(repo)
+        assert (report.marks_spilled > 0) == (mark_limit is not None)
         assert report.blobs_removed == len(gone)
         assert report.bytes_removed > 0
         assert report.packs_deleted > 0
@@ -89,6 +97,11 @@ def test_gc_removes_only_forgotten_data(tmp_path: Path, small_packs: None) -> No
         assert not any(repo.store.has(b) for b in gone)
         assert all(repo.store.has(b) for b in new_refs)
         assert set(repo.store.pack_files()) != packs_before
+        # Wholly dead packs are read for their headers only, and their dedup records go
+        # with them: a record outlives its blob only while the blob's entry is in a kept
+        # (mostly live, not rewritten) pack.
+        stale = {blob for _, blob in repo.store.iter_records(b"d") if not repo.store.has(blob)}
+        assert stale <= _ids_in_packs(repo)
         _restore_equals(repo, new, expected, tmp_path / "r1")
         check = run_check(repo, read_data=True)
         assert check.ok, [str(p) for p in check.problems]
@@ -105,6 +118,18 @@ def test_gc_removes_only_forgotten_data(tmp_path: Path, small_packs: None) -> No
         assert collect_garbage(repo).blobs_removed == 0
     finally:
         repo.close()
+
+
+def _ids_in_packs(repo: Repository) -> set[bytes]:
+    ids = set()
+    for no, path in repo.store.pack_files().items():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            end = os.fstat(fd).st_size
+            ids |= {bytes(e.blob_id) for e in scan_pack(fd, FILE_HEADER.size, end, verify=False)}
+        finally:
+            os.close(fd)
+    return ids
 
 
 def _stale_dedup_records(repo: Repository) -> int:
@@ -360,5 +385,30 @@ def test_gc_takes_pack_lengths_only_after_the_appender_settles(tmp_path: Path) -
             assert repo.store.raw_get(b"b" + bytes(blob)) is not None
             assert loc.pack == open_pack
             assert packs[loc.pack] >= loc.offset + loc.stored_len
+    finally:
+        repo.close()
+
+
+def test_gc_keeps_a_pack_an_unreadable_index_record_may_place_a_blob_in(
+    tmp_path: Path, small_packs: None
+) -> None:
+    # A damaged blob record cannot say where its blob is: every pack may hold it, so a
+    # pack the sweep found without a live blob is not deleted unread while one exists.
+    src = tmp_path / "src"
+    repo = make_repo(tmp_path / "home")
+    try:
+        _fill(src, 1)
+        old = _backup(repo, src)
+        _fill(src, 2)
+        _backup(repo, src)
+        gone = _refs(repo, old) - _refs(repo, resolve_snapshot(repo, "latest").id.hex())  # type: ignore[union-attr]
+        victim = sorted(gone)[0]
+        victim_pack = repo.store.location(victim).pack
+        repo.store.put_records([(b"b" + victim, b"damaged")])  # no longer decodes
+        delete_snapshot_record(repo, resolve_snapshot(repo, old).id)  # type: ignore[arg-type]
+        report = collect_garbage(repo)
+        assert report.packs_deleted > 0  # other dead packs still go
+        assert victim_pack in repo.store.pack_files()
+        assert victim in _ids_in_packs(repo)
     finally:
         repo.close()

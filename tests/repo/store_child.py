@@ -131,9 +131,11 @@ def gc() -> None:
     import node.repo._gc as gc_module
     from node.repo import collect_garbage
 
-    # Small packs and small sweep batches: many commits, so a kill lands between them.
+    # Small packs and small sweep and move batches: many commits, so a kill lands
+    # between them.
     store_module.PACK_TARGET_SIZE = 48 * KiB
     gc_module._SWEEP_BATCH = 16
+    gc_module._MOVE_BATCH = 16
     repo = _open()
     _say("ready\n")
     collect_garbage(repo, rewrite_below=0.9, on_phase=lambda phase: _say(phase + "\n"))

@@ -150,6 +150,8 @@ def test_gc_sigkill_at_random_points_keeps_every_live_blob(
             seen.append(read_line(proc))  # just after marking: the sweep starts
         elif run % 6 == 2:
             seen += [read_line(proc), read_line(proc)]  # just after the sweep: compaction
+        elif run % 6 == 3:
+            seen += [read_line(proc) for _ in range(3)]  # compacted, report not yet written
         else:
             time.sleep(rng.uniform(0.0, phases["compacted"]))
         os.kill(proc.pid, signal.SIGKILL)
