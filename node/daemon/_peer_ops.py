@@ -42,7 +42,15 @@ def restore_from_anywhere(
             partial(fetch_snapshot, ctx.mesh, repo, snap.id, verify=False)
         )
         fetched = report.fetched
-        log.info("fetched from peers", snapshot=snap.short_id, blobs=fetched, ok=report.ok)
+        by_peer = {p[-8:]: n for p, n in report.by_peer.items()}
+        log.info(
+            "fetched from peers",
+            snapshot=snap.short_id,
+            blobs=fetched,
+            bytes=report.bytes,
+            by_peer=by_peer,
+            ok=report.ok,
+        )
     result = ctx.control.restore(request, progress)
     result["fetched_from_peers"] = fetched
     return result

@@ -39,7 +39,7 @@ from node.repo import (
     load_tree,
     walk_references,
 )
-from protocol import BlobId
+from protocol import BlobId, peer_id_text
 
 from ._fetch import FetchResult
 from ._recover import SNAPSHOT_INDEX_PREFIX
@@ -290,16 +290,25 @@ async def heal_blobs(mesh: BlobFetcher, repo: Repository, blob_ids: Iterable[Blo
 
     A blob that reads back fine is left alone. What each blob is (tree, data, snapshot
     record) comes from its index record or, where that is lost, from the snapshots that
-    reference it; another owner's (FOREIGN) blob and one no snapshot names are skipped.
+    reference it. Another owner's (FOREIGN) blob comes from that owner's other holders
+    or the owner (found by our held-for records); one no snapshot names is skipped.
     """
     report = HealReport()
     ids = list(dict.fromkeys(blob_ids))
-    plan = await trio.to_thread.run_sync(_plan, repo, ids, report)
+    plan, foreign = await trio.to_thread.run_sync(_plan, repo, ids, report, mesh)
     for (kind, replace), group in sorted(plan.items()):
         before = report.unavailable[:]
         await _get_named(mesh, repo, dict.fromkeys(group, ""), kind, replace, report)
         lost = {bytes(m.blob_id) for m in report.unavailable[len(before) :]}
         report.healed.extend(b for b in group if b not in lost)
+    for owner, group in foreign.items():
+        result = await mesh.fetch_blobs(
+            group, kind=BlobKind.FOREIGN, owner=peer_id_text(owner), replace=True
+        )
+        report.add(result, replaced=True)
+        gone = set(result.missing)
+        report.unavailable.extend(MissingBlob(b, BlobKind.FOREIGN, "", True) for b in gone)
+        report.healed.extend(b for b in group if b not in gone)
     return report
 
 
@@ -455,12 +464,16 @@ def _index_dedup(repo: Repository, blobs: list[BlobId], kind: BlobKind) -> None:
 
 
 def _plan(
-    repo: Repository, ids: list[BlobId], report: HealReport
-) -> dict[tuple[BlobKind, bool], list[BlobId]]:
-    """Group the blobs needing a peer's copy by (kind, replace an indexed copy)."""
+    repo: Repository, ids: list[BlobId], report: HealReport, mesh: Mesh
+) -> tuple[dict[tuple[BlobKind, bool], list[BlobId]], dict[bytes, list[BlobId]]]:
+    """Group the blobs needing a peer's copy by (kind, replace an indexed copy), and the
+    corrupt copies of other owners' blobs we hold by owner (replaced from the owner's
+    other holders, or the owner)."""
     store = repo.store
     snapshot_ids = {bytes(k[1:]) for k, _ in store.iter_records(SNAPSHOT_INDEX_PREFIX)}
+    owners = [rec.raw_id for rec in mesh.peers.all() if rec.store_for]
     plan: dict[tuple[BlobKind, bool], list[BlobId]] = {}
+    foreign: dict[bytes, list[BlobId]] = {}
     unknown: dict[bytes, bool] = {}
     for blob_id in ids:
         state = _blob_state(repo, blob_id, True)
@@ -474,7 +487,11 @@ def _plan(
             if bytes(blob_id) in snapshot_ids:
                 kind = BlobKind.SNAPSHOT
         if kind is BlobKind.FOREIGN:
-            report.skipped.append((blob_id.hex(), "another owner's blob: its owner heals it"))
+            owner = next((o for o in owners if mesh.state.is_held_for(o, blob_id)), None)
+            if owner is None:
+                report.skipped.append((blob_id.hex(), "another owner's blob, owner unknown"))
+            else:
+                foreign.setdefault(owner, []).append(blob_id)
             continue
         if kind is None:
             unknown[bytes(blob_id)] = indexed
@@ -489,4 +506,4 @@ def _plan(
                 plan.setdefault((kind, replace), []).append(ref.blob_id)
         for raw in unknown:
             report.skipped.append((raw.hex(), "no snapshot references it"))
-    return plan
+    return plan, foreign
