@@ -42,6 +42,7 @@ from node.repo import (
 from protocol import BlobId, peer_id_text
 
 from ._fetch import FetchResult
+from ._mesh import Mesh
 from ._recover import SNAPSHOT_INDEX_PREFIX
 
 log = logging.getLogger("shadowvault.p2p")
@@ -285,7 +286,7 @@ async def _fetch_data(
             await _get_named(mesh, repo, wanted, BlobKind.DATA, replace, report, index_dedup)
 
 
-async def heal_blobs(mesh: BlobFetcher, repo: Repository, blob_ids: Iterable[BlobId]) -> HealReport:
+async def heal_blobs(mesh: Mesh, repo: Repository, blob_ids: Iterable[BlobId]) -> HealReport:
     """Fetch each of our blobs that is missing or fails its check, and replace it.
 
     A blob that reads back fine is left alone. What each blob is (tree, data, snapshot
@@ -312,9 +313,7 @@ async def heal_blobs(mesh: BlobFetcher, repo: Repository, blob_ids: Iterable[Blo
     return report
 
 
-async def heal_problems(
-    mesh: BlobFetcher, repo: Repository, problems: Iterable[Problem]
-) -> HealReport:
+async def heal_problems(mesh: Mesh, repo: Repository, problems: Iterable[Problem]) -> HealReport:
     """Repair what a check found (``check --read-data --repair``): fetch and replace every
     corrupt or missing blob it names, then fetch whatever the snapshots reference that a
     healed tree revealed as missing. After it, the same check passes unless the report
