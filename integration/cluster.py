@@ -78,6 +78,8 @@ class ClusterNode:
     api_port: int
     passphrase: str
     prefix: tuple[str, ...] = ()
+    daemon_wrap: tuple[str, ...] = ()
+    """Put before the console script for ``node run`` only (a profiler, ``nice``)."""
     peer_id: str = ""
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=Path)
@@ -148,6 +150,7 @@ class ClusterNode:
         listen = f"/ip4/{'0.0.0.0' if self.prefix else self.host}/tcp/{self.p2p_port}"
         argv = [
             *self.prefix,
+            *self.daemon_wrap,
             str(SHADOWVAULT),
             "node",
             "run",

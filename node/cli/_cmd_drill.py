@@ -41,7 +41,10 @@ def drill(
     ] = "latest",
     from_peers: Annotated[
         bool,
-        typer.Option("--from-peers", help="Restore from peers only (needs the mesh)."),
+        typer.Option(
+            "--from-peers",
+            help="Restore from the peers storing for this node only (needs `node run`).",
+        ),
     ] = False,
     max_rto: Annotated[
         str | None, typer.Option("--max-rto", help="Recovery-time target, e.g. 15m.")
@@ -67,24 +70,20 @@ def drill(
 ) -> None:
     """Restore a snapshot into a scratch directory, verify every file, time it, clean up.
 
-    RTO = restore + verification time; RPO = age of the snapshot. Targets and framework not
-    given as flags come from the config's `drill` section. The drill is kept in the store
-    (see `drill history`). The report goes to --report FILE, else to stdout.
+    RTO = restore + verification time; RPO = age of the snapshot. With --from-peers (or
+    drill.from_peers in the config) every blob comes from the peers storing for this node,
+    not from its own store, which proves the offsite copies; RTO then includes fetching;
+    it needs the running node's mesh. Targets and framework not given as flags come from
+    the config's `drill` section. The drill is kept in the store (see `drill history`).
+    The report goes to --report FILE, else to stdout.
     Exit codes: 0 every check passed; 1 a check failed (the report says what to do) or
-    the drill could not run; 2 wrong usage (including --from-peers in this version).
+    the drill could not run (also --from-peers without a running node); 2 wrong usage.
     """
     if ctx.invoked_subcommand is not None:
         return
     with user_errors():
         paths = resolve_home(home)
         cfg = load_config(paths.config, env=os.environ).config.drill
-        if from_peers or cfg.from_peers:
-            raise CliError(
-                "drills from peers (--from-peers, drill.from_peers) need the peer-to-peer "
-                "mesh, which this version does not have yet; run the drill without it to "
-                "prove the node's own copy",
-                EXIT_USAGE,
-            )
         framework = framework or cfg.framework or None
         if fmt not in ("md", "json"):
             raise CliError(f"--format must be md or json, got {fmt!r}", EXIT_USAGE)
@@ -102,6 +101,7 @@ def drill(
                 format=fmt,  # type: ignore[arg-type]  # checked above
                 scratch=os.path.abspath(scratch) if scratch else None,
                 keep=cfg.keep_reports,
+                from_peers=from_peers or cfg.from_peers,
             )
         except ValidationError as exc:
             raise CliError(validation_message(exc), EXIT_USAGE) from None

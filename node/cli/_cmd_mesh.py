@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from node.config import Size, load_config
+from node.config import Size, dialable_addrs, load_config
 from node.repo import identity_of, resolve_home
 from protocol import peer_id_from_public, peer_id_text
 
@@ -36,19 +36,33 @@ def _local_peer_id(home: HomeOpt) -> str:
 
 
 def id_(home: HomeOpt = None, json_out: JsonOpt = False) -> None:
-    """This node's peer id and addresses (the configured ones if the node is not running)."""
+    """This node's peer id and addresses.
+
+    From a running node: the addresses it listens on. Without one: where a peer could
+    reach it once it runs (the configured announce addresses, else the listen
+    addresses with each interface's address in place of 0.0.0.0 or ::), marked as
+    not running.
+    """
     with user_errors():
         facts = _call(home, "GET", "/api/v1/id")
-        if facts is None:
+        if facts is not None:
+            facts = {**facts, "running": True}
+        else:
             paths = resolve_home(home)
             cfg = load_config(paths.config, env=os.environ).config
             peer_id = _local_peer_id(home)
-            listen = list(cfg.p2p.announce or cfg.p2p.listen)
-            facts = {"peer_id": peer_id, "addrs": [f"{a}/p2p/{peer_id}" for a in listen]}
+            addrs = dialable_addrs(cfg.p2p.listen, cfg.p2p.announce)
+            facts = {
+                "peer_id": peer_id,
+                "addrs": [f"{a}/p2p/{peer_id}" for a in addrs],
+                "running": False,
+            }
         if json_out:
             print_json(facts)
             return
         print(facts["peer_id"])
+        if not facts["running"]:
+            print("  (not running: where peers could reach it once it runs)")
         for addr in facts["addrs"]:
             print(f"  {addr}")
 

@@ -9,6 +9,8 @@ Terms:
         ``command line``.
 """
 
+from ._addrs import dialable_addrs as dialable_addrs
+from ._addrs import interface_addresses as interface_addresses
 from ._errors import ConfigError as ConfigError
 from ._load import DEFAULT_SOURCE as DEFAULT_SOURCE
 from ._load import ENV_PREFIX as ENV_PREFIX
@@ -59,8 +61,10 @@ __all__ = [
     "Size",
     "StoreConfig",
     "config_keys",
+    "dialable_addrs",
     "env_name",
     "format_path",
+    "interface_addresses",
     "load_config",
     "load_config_text",
 ]

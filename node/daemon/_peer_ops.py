@@ -1,5 +1,6 @@
 """Operations that reach the mesh from a job's worker thread: restore with the missing
-blobs fetched from peers first, and ``check --repair`` healing from peers.
+blobs fetched from peers first, ``check --repair`` healing from peers, and drills from
+peers (every blob fetched from the peers storing for us into a scratch store).
 
 The work runs in a thread started by trio; ``trio.from_thread.run`` hands the async mesh
 calls back to the event loop and waits for them.
@@ -8,14 +9,16 @@ calls back to the event loop and waits for them.
 from __future__ import annotations
 
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import structlog
 import trio
 
-from node.ops import CheckRequest, Progress, RestoreRequest
-from node.p2p import fetch_snapshot, heal_problems, missing_blobs
+from node.ops import CheckRequest, DrillRequest, Progress, RestoreRequest
+from node.p2p import OffsiteCopy, fetch_offsite_copy, fetch_snapshot, heal_problems, missing_blobs
 from node.repo import Problem, resolve_snapshot
+from protocol import BlobId
 
 from ._context import NodeContext
 
@@ -39,7 +42,15 @@ def restore_from_anywhere(
             partial(fetch_snapshot, ctx.mesh, repo, snap.id, verify=False)
         )
         fetched = report.fetched
-        log.info("fetched from peers", snapshot=snap.short_id, blobs=fetched, ok=report.ok)
+        by_peer = {p[-8:]: n for p, n in report.by_peer.items()}
+        log.info(
+            "fetched from peers",
+            snapshot=snap.short_id,
+            blobs=fetched,
+            bytes=report.bytes,
+            by_peer=by_peer,
+            ok=report.ok,
+        )
     result = ctx.control.restore(request, progress)
     result["fetched_from_peers"] = fetched
     return result
@@ -67,3 +78,31 @@ def check_and_repair(
         "skipped": [why for _, why in healed.skipped],
     }
     return second
+
+
+def drill_anywhere(
+    ctx: NodeContext, request: DrillRequest, progress: Progress | None
+) -> dict[str, Any]:
+    """Run a drill; with ``from_peers``, every blob comes from the peers storing for us.
+
+    Without a mesh (``p2p`` off) a drill from peers fails with the reason, as the CLI
+    does without a daemon.
+    """
+    mesh = ctx.mesh
+    if not request.from_peers or mesh is None:
+        return ctx.control.drill(request, progress)
+
+    def fetch(snapshot_id: BlobId, root: Path) -> OffsiteCopy:
+        copy: OffsiteCopy = trio.from_thread.run(
+            partial(fetch_offsite_copy, mesh, ctx.repo, snapshot_id, root)
+        )
+        log.info(
+            "drill fetched from peers",
+            snapshot=snapshot_id.short,
+            blobs=copy.report.fetched,
+            bytes=copy.report.bytes,
+            unavailable=len(copy.report.unavailable),
+        )
+        return copy
+
+    return ctx.control.drill(request, progress, from_peers=fetch)

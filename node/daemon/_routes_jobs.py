@@ -13,7 +13,7 @@ from node.ops import BackupRequest, CheckRequest, DrillRequest, RestoreRequest
 
 from ._context import NodeContext
 from ._jobs import Job
-from ._peer_ops import check_and_repair, restore_from_anywhere
+from ._peer_ops import check_and_repair, drill_anywhere, restore_from_anywhere
 
 
 def router(ctx: NodeContext) -> APIRouter:
@@ -61,7 +61,7 @@ def router(ctx: NodeContext) -> APIRouter:
         job = ctx.jobs.start(
             "drill",
             request.model_dump(),
-            lambda progress: ctx.control.drill(request, progress),
+            lambda progress: drill_anywhere(ctx, request, progress),
         )
         return job.as_dict()
 

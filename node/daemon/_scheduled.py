@@ -7,6 +7,7 @@ from node.ops import BackupRequest, CheckRequest, DrillRequest, ForgetRequest, G
 
 from ._context import NodeContext
 from ._jobs import Job
+from ._peer_ops import drill_anywhere
 from ._scheduler import Schedule
 
 
@@ -72,11 +73,12 @@ def start_scheduled(ctx: NodeContext, schedule: Schedule, counter: int) -> Job:
             max_rpo=_seconds(params.get("max_rpo")),
             framework=params.get("framework") or None,
             keep=int(params.get("keep_reports", 100)),
+            from_peers=bool(params.get("from_peers", False)),
         )
         return ctx.jobs.start(
             "drill",
             drill.model_dump(),
-            lambda progress: control.drill(drill, progress),
+            lambda progress: drill_anywhere(ctx, drill, progress),
             source=source,
         )
     raise ValueError(f"schedule {schedule.name!r}: unknown kind {schedule.kind!r}")

@@ -40,6 +40,7 @@ from ._drill import DrillError as DrillError
 from ._drill import DrillOptions as DrillOptions
 from ._drill import DrillResult as DrillResult
 from ._drill import DrillStep as DrillStep
+from ._drill import OffsiteFetch as OffsiteFetch
 from ._drill import compare_tree as compare_tree
 from ._drill import list_drills as list_drills
 from ._drill import run_drill as run_drill
@@ -101,6 +102,7 @@ __all__ = [
     "HoldRequest",
     "HoldResult",
     "LocalControl",
+    "OffsiteFetch",
     "Policy",
     "PolicyError",
     "Progress",

@@ -43,7 +43,7 @@ from ._browse import (
 )
 from ._check import run_check
 from ._compliance import FRAMEWORKS, compliance_report, gather_evidence
-from ._drill import DrillOptions, list_drills, run_drill, save_drill
+from ._drill import DrillError, DrillOptions, OffsiteFetch, list_drills, run_drill, save_drill
 from ._drill_report import report_json, report_markdown
 from ._policy import Duration as PolicyDuration
 from ._policy import Policy, PolicyError, parse_group_by, parse_tag_lists
@@ -161,6 +161,8 @@ class DrillRequest(_Strict):
     format: Literal["md", "json"] = "md"
     scratch: str | None = None
     keep: int = Field(100, ge=1, le=100_000)
+    from_peers: bool = False
+    """Restore from the peers storing for this node only (needs the daemon's mesh)."""
 
     @field_validator("framework")
     @classmethod
@@ -395,15 +397,36 @@ class LocalControl:
             "recovered": {"reindexed": recovery.reindexed, "truncated": recovery.truncated},
         }
 
-    def drill(self, request: DrillRequest, progress: Progress | None = None) -> dict[str, Any]:
-        """Run a drill, keep its record, and render its report (``ok`` false: a check failed)."""
+    def drill(
+        self,
+        request: DrillRequest,
+        progress: Progress | None = None,
+        *,
+        from_peers: OffsiteFetch | None = None,
+    ) -> dict[str, Any]:
+        """Run a drill, keep its record, and render its report (``ok`` false: a check failed).
+
+        Args:
+            from_peers: for ``request.from_peers``: fetches the blobs from the mesh (the
+                daemon passes it; see ``node.daemon._peer_ops``).
+
+        Raises:
+            DrillError: ``request.from_peers`` without ``from_peers`` (no mesh here), or
+                the drill could not start.
+        """
+        if request.from_peers and from_peers is None:
+            raise DrillError(
+                "a drill from peers needs the mesh of a running node: start it with "
+                "`shadowvault node run`, then run the drill again (it goes through the "
+                "node); without --from-peers the drill proves the node's own copy"
+            )
         opts = DrillOptions(
             snapshot=request.snapshot,
             max_rto=request.max_rto,
             max_rpo=request.max_rpo,
             scratch_parent=Path(request.scratch) if request.scratch else None,
         )
-        result = run_drill(self.repo, opts)
+        result = run_drill(self.repo, opts, from_peers=from_peers if request.from_peers else None)
         save_drill(self.repo, result, keep=request.keep)
         compliance = None
         if request.framework is not None:

@@ -33,6 +33,7 @@ from typing import Any
 
 import msgpack
 
+from node.p2p import OffsiteCopy
 from node.repo import (
     DIR,
     FILE,
@@ -42,10 +43,11 @@ from node.repo import (
     Snapshot,
     load_tree,
     resolve_snapshot,
+    resolve_snapshot_id,
 )
 from protocol import BlobId
 
-from ._restore import RestoreOptions, run_restore
+from ._restore import RestoreOptions, RestoreSummary, run_restore
 
 DRILL_PREFIX = b"D"
 DRILL_RECORD_VERSION = 1
@@ -54,6 +56,11 @@ HISTORY_KEEP = 100
 _KEY_TIME = struct.Struct(">Q")
 _MAX_LISTED = 20
 """Problems listed per check in a report (the count is always exact)."""
+
+
+OffsiteFetch = Callable[[BlobId, Path], OffsiteCopy]
+"""Fetch a snapshot's blobs from the peers storing for us into a new store at the path
+(blocking; ``node.p2p.fetch_offsite_copy`` run on the daemon's mesh)."""
 
 
 class DrillError(RepoError):
@@ -74,7 +81,8 @@ class DrillOptions:
     """Where the scratch directory is made (default: the system temp directory). It
     should be on the kind of disk a real recovery would write to."""
     source: str = "local"
-    """Where the data is restored from: ``local`` (the node's own store)."""
+    """Where the data is restored from: ``local`` (the node's own store); a drill given
+    ``from_peers`` is ``peers``."""
 
 
 @dataclass(slots=True)
@@ -118,6 +126,8 @@ class DrillResult:
     verified: int
     steps: list[DrillStep] = field(default_factory=list)
     checks: list[DrillCheck] = field(default_factory=list)
+    peers: list[dict[str, Any]] = field(default_factory=list)
+    """Drills from peers: each peer asked, ``{peer_id, name, blobs, bytes, error}``."""
 
     @property
     def ok(self) -> bool:
@@ -244,16 +254,125 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} d"
 
 
-def run_drill(repo: Repository, opts: DrillOptions, *, now_ns: int | None = None) -> DrillResult:
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+def _peer_name(copy: OffsiteCopy, peer: str) -> str:
+    name = copy.names.get(peer, "")
+    return f"{name} ({peer})" if name else peer
+
+
+def _peer_rows(copy: OffsiteCopy) -> list[dict[str, Any]]:
+    """Each peer asked, with what it served (and its error, if a request failed)."""
+    report = copy.report
+    asked = list(dict.fromkeys([*copy.peers, *report.by_peer]))
+    return [
+        {
+            "peer_id": peer,
+            "name": copy.names.get(peer, ""),
+            "blobs": report.by_peer.get(peer, 0),
+            "bytes": report.bytes_by_peer.get(peer, 0),
+            "error": report.peer_errors.get(peer, ""),
+        }
+        for peer in asked
+    ]
+
+
+def _fetch_detail(copy: OffsiteCopy) -> str:
+    report = copy.report
+    got = report.fetched + report.replaced
+    served = "; ".join(
+        f"{_peer_name(copy, p)}: {report.by_peer.get(p, 0)} blobs, "
+        f"{_size(report.bytes_by_peer.get(p, 0))}"
+        for p in dict.fromkeys([*copy.peers, *report.by_peer])
+    )
+    text = f"{got} blobs, {_size(report.bytes)} from {len(copy.peers)} peers storing for us"
+    if served:
+        text += f" ({served})"
+    if report.unavailable:
+        text += f"; {len(report.unavailable)} blobs on no peer"
+    return text + "; each checked against its id, none read from the local store"
+
+
+def _offsite_check(copy: OffsiteCopy) -> DrillCheck:
+    """Did the peers storing for us hold every blob the snapshot needs?"""
+    report = copy.report
+    got = report.fetched + report.replaced
+    if not copy.peers:
+        return DrillCheck(
+            "peers",
+            False,
+            "no peer stores this node's snapshots, so there is no offsite copy to restore from",
+            "Add a peer that stores for this node: `shadowvault peers add PEER_ID --addr ADDR "
+            "--store-at` here and `--store-for` on that peer, wait for `shadowvault status "
+            "--wait-replicated 1`, then drill again.",
+        )
+    if report.ok:
+        return DrillCheck(
+            "peers",
+            True,
+            f"all {got} blobs ({_size(report.bytes)}) came from {len(report.by_peer)} of "
+            f"{len(copy.peers)} peers storing for this node, each checked against its id",
+        )
+    problems: list[str] = []
+    lost = len(report.unavailable)
+    for peer in copy.peers:
+        error = report.peer_errors.get(peer)
+        if error:
+            problems.append(f"peer {_peer_name(copy, peer)}: request failed: {error}")
+        else:
+            problems.append(f"peer {_peer_name(copy, peer)} lacks {lost} blobs of this snapshot")
+    kinds: dict[str, int] = {}
+    for missing in report.unavailable:
+        kinds[missing.kind.name.lower()] = kinds.get(missing.kind.name.lower(), 0) + 1
+    affected = report.affected
+    problems += [f"{path}: needs a blob no peer has" for path in affected]
+    return DrillCheck(
+        "peers",
+        False,
+        f"{lost} blobs ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) are on "
+        f"none of the {len(copy.peers)} peers storing for this node; {got} were fetched; "
+        f"{len(affected)} files or directories affected",
+        "The offsite copies of this snapshot are incomplete. Check replication with "
+        "`shadowvault status` (the snapshot's holders) and `shadowvault peers list` (each "
+        "peer connected?); start or reconnect the peers named (replication then resumes by "
+        "itself), wait for `shadowvault status --wait-replicated 1`, then drill again.",
+        _listed(problems),
+        len(problems),
+    )
+
+
+def run_drill(
+    repo: Repository,
+    opts: DrillOptions,
+    *,
+    now_ns: int | None = None,
+    from_peers: OffsiteFetch | None = None,
+) -> DrillResult:
     """Restore a snapshot into scratch space, verify it, time it, clean up, judge it.
 
     The result is returned, not saved: call ``save_drill`` to keep it (the CLI and the
     scheduler do). A failing drill is a result with failed checks, never an exception.
 
+    With ``from_peers``, the drill proves the offsite copies: the snapshot is chosen from
+    the snapshot index (no blob is read here), every blob the restore needs is fetched
+    from the peers storing for us into a scratch store, and the restore reads that store
+    only. The fetch counts towards the RTO (a real recovery has to do it too).
+
     Args:
         repo: the open repository to restore from.
         opts: snapshot, targets and where to make the scratch directory.
         now_ns: the drill's start time (Unix ns) for the RPO; default: now.
+        from_peers: fetches a snapshot's blobs from peers into a new store at the given
+            path (blocking); the daemon passes one bound to its mesh.
 
     Raises:
         DrillError: the snapshot does not exist or the scratch directory cannot be made.
@@ -261,48 +380,85 @@ def run_drill(repo: Repository, opts: DrillOptions, *, now_ns: int | None = None
     started_ns = now_ns if now_ns is not None else time.time_ns()
     steps: list[DrillStep] = []
     checks: list[DrillCheck] = []
+    source = "peers" if from_peers is not None else opts.source
 
     t0 = time.monotonic()
+    snap: Snapshot | None = None
     try:
-        snap = resolve_snapshot(repo, opts.snapshot)
+        if from_peers is None:
+            snap = resolve_snapshot(repo, opts.snapshot)
+            assert snap.id is not None
+            snap_id, snap_time = snap.id, snap.time_ns
+            chosen = f"{snap.short_id} {snap.paths}"
+        else:
+            snap_id, snap_time = resolve_snapshot_id(repo, opts.snapshot)
+            chosen = f"{snap_id.short} (from the snapshot index; its record comes from peers)"
     except RepoError as exc:
         raise DrillError(f"drill: {exc}") from exc
-    assert snap.id is not None
-    steps.append(
-        DrillStep("select snapshot", time.monotonic() - t0, True, f"{snap.short_id} {snap.paths}")
-    )
+    steps.append(DrillStep("select snapshot", time.monotonic() - t0, True, chosen))
     try:
         scratch = Path(tempfile.mkdtemp(prefix="sv-drill-", dir=opts.scratch_parent))
     except OSError as exc:
         raise DrillError(f"drill: cannot make a scratch directory: {exc.strerror}") from exc
 
+    copy: OffsiteCopy | None = None
+    restore_repo = repo
+    summary = RestoreSummary()
+    matched = 0
+    mismatches: list[str] = []
+    peers: list[dict[str, Any]] = []
     try:
         t_restore = time.monotonic()
-        summary = run_restore(repo, snap, RestoreOptions(target=scratch, verify=True))
-        restored_at = time.monotonic()
-        steps.append(
-            DrillStep(
-                "restore",
-                restored_at - t_restore,
-                not summary.errors,
-                f"{summary.files} files, {summary.dirs} dirs, {summary.bytes_written} bytes "
-                f"into {scratch} (each file re-read and hashed)",
+        target = scratch
+        if from_peers is not None:
+            target = scratch / "files"
+            target.mkdir()
+            try:
+                copy = from_peers(snap_id, scratch / "blobs")
+            except RepoError as exc:
+                raise DrillError(f"drill: {exc}") from exc
+            peers = _peer_rows(copy)
+            steps.append(
+                DrillStep(
+                    "fetch from peers",
+                    time.monotonic() - t_restore,
+                    copy.report.ok,
+                    _fetch_detail(copy),
+                )
             )
-        )
-        matched, mismatches = compare_tree(repo, snap, scratch)
-        verified_at = time.monotonic()
-        steps.append(
-            DrillStep(
-                "verify against snapshot",
-                verified_at - restored_at,
-                not mismatches,
-                f"{matched} entries match the snapshot's trees",
+            checks.append(_offsite_check(copy))
+            snap, restore_repo = copy.snapshot, copy.repo
+        if snap is not None:
+            restore_started = time.monotonic()
+            summary = run_restore(restore_repo, snap, RestoreOptions(target=target, verify=True))
+            restored_at = time.monotonic()
+            steps.append(
+                DrillStep(
+                    "restore",
+                    restored_at - restore_started,
+                    not summary.errors,
+                    f"{summary.files} files, {summary.dirs} dirs, {summary.bytes_written} bytes "
+                    f"into {target} (each file re-read and hashed)",
+                )
             )
-        )
-        rto = verified_at - t_restore
+            matched, mismatches = compare_tree(restore_repo, snap, target)
+            steps.append(
+                DrillStep(
+                    "verify against snapshot",
+                    time.monotonic() - restored_at,
+                    not mismatches,
+                    f"{matched} entries match the snapshot's trees",
+                )
+            )
+        else:
+            summary.errors.append(f"snapshot {snap_id.short}: its record is on no peer")
+            mismatches.append("/: nothing restored (no snapshot record to restore from)")
+        rto = time.monotonic() - t_restore
     finally:
         t_clean = time.monotonic()
         try:
+            if copy is not None:
+                copy.discard()
             _remove_tree(scratch)
             cleaned, clean_error = True, ""
         except OSError as exc:
@@ -316,7 +472,7 @@ def run_drill(repo: Repository, opts: DrillOptions, *, now_ns: int | None = None
             )
         )
 
-    rpo = max(0.0, (started_ns - snap.time_ns) / 1e9)
+    rpo = max(0.0, (started_ns - snap_time) / 1e9)
     checks.append(
         DrillCheck(
             "restore",
@@ -325,9 +481,13 @@ def run_drill(repo: Repository, opts: DrillOptions, *, now_ns: int | None = None
             ""
             if not summary.errors
             else (
-                "Run `shadowvault check --read-data` to find the damaged blobs, then "
-                "`shadowvault repair index`; restore the named files from a peer copy or an "
-                "older snapshot, and make a fresh backup."
+                "The peers' copies are incomplete: see the `peers` check."
+                if from_peers is not None
+                else (
+                    "Run `shadowvault check --read-data` to find the damaged blobs, then "
+                    "`shadowvault repair index`; restore the named files from a peer copy or "
+                    "an older snapshot, and make a fresh backup."
+                )
             ),
             _listed(summary.errors),
             len(summary.errors),
@@ -392,10 +552,10 @@ def run_drill(repo: Repository, opts: DrillOptions, *, now_ns: int | None = None
     return DrillResult(
         id=f"{started_ns:x}",
         started_ns=started_ns,
-        source=opts.source,
-        snapshot_id=str(snap.id),
-        snapshot_time_ns=snap.time_ns,
-        snapshot_paths=list(snap.paths),
+        source=source,
+        snapshot_id=str(snap_id),
+        snapshot_time_ns=snap_time,
+        snapshot_paths=list(snap.paths) if snap is not None else [],
         rto_seconds=rto,
         rpo_seconds=rpo,
         max_rto=opts.max_rto,
@@ -405,6 +565,7 @@ def run_drill(repo: Repository, opts: DrillOptions, *, now_ns: int | None = None
         verified=summary.verified,
         steps=steps,
         checks=checks,
+        peers=peers,
     )
 
 

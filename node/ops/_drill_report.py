@@ -50,6 +50,20 @@ def report_markdown(result: DrillResult, compliance: ComplianceReport | None) ->
             f"| {step.name} | {step.seconds:.2f} s | {'yes' if step.ok else 'NO'} | "
             f"{step.detail.replace('|', '/')} |"
         )
+    if result.peers:
+        out += [
+            "",
+            "## Peers",
+            "",
+            "| peer | name | blobs served | bytes served | error |",
+            "|---|---|---|---|---|",
+        ]
+        for peer in result.peers:
+            error = str(peer.get("error") or "").replace("|", "/")
+            out.append(
+                f"| {peer.get('peer_id', '?')} | {peer.get('name') or '-'} | "
+                f"{peer.get('blobs', 0)} | {peer.get('bytes', 0)} | {error or '-'} |"
+            )
     out += ["", "## Checks", "", "| check | result | measured |", "|---|---|---|"]
     for check in result.checks:
         out.append(f"| {check.name} | {'pass' if check.ok else 'FAIL'} | {check.summary} |")

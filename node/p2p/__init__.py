@@ -23,6 +23,7 @@ from ._errors import PeerUnreachable as PeerUnreachable
 from ._errors import UnknownPeer as UnknownPeer
 from ._fetch import FetchResult as FetchResult
 from ._fetch import QuotaExceeded as QuotaExceeded
+from ._heal import BlobFetcher as BlobFetcher
 from ._heal import FetchReport as FetchReport
 from ._heal import HealReport as HealReport
 from ._heal import MissingBlob as MissingBlob
@@ -40,6 +41,8 @@ from ._mesh import replicas_of as replicas_of
 from ._mesh import settings_from_config as settings_from_config
 from ._notice import announce_retention as announce_retention
 from ._notice import record_notices as record_notices
+from ._offsite import OffsiteCopy as OffsiteCopy
+from ._offsite import fetch_offsite_copy as fetch_offsite_copy
 from ._peers import PeerBook as PeerBook
 from ._peers import PeerRecord as PeerRecord
 from ._peers import peer_change as peer_change
@@ -55,6 +58,7 @@ from ._state import MeshState as MeshState
 from ._state import QState as QState
 
 __all__ = [
+    "BlobFetcher",
     "BlobSource",
     "DEFAULT_OWNER_LEASE",
     "FetchReport",
@@ -69,6 +73,7 @@ __all__ = [
     "MeshState",
     "MissingBlob",
     "OwnerView",
+    "OffsiteCopy",
     "PeerBook",
     "PeerMisbehaved",
     "PeerRecord",
@@ -80,6 +85,7 @@ __all__ = [
     "RepoBlobSource",
     "UnknownPeer",
     "announce_retention",
+    "fetch_offsite_copy",
     "fetch_snapshot",
     "heal_blobs",
     "heal_problems",

@@ -1,8 +1,11 @@
-"""The requester side of the chunk exchange: one long-lived stream per peer.
+"""The requester side of the chunk exchange: long-lived streams, up to 3 per peer.
 
 A small request on an open stream costs ~1 ms, against 4-7 ms for a new stream per
-request (field notes section 3), so each peer gets one stream, used by one request at a
-time (a lock), and reopened after any failure. A request is signed afresh each time
+request (field notes section 3), so streams are kept open, each used by one request at a
+time (a lock) and reopened after any failure. A peer gets up to ``STREAMS_PER_PEER``
+of them, opened as requests to it overlap: with one stream, the wire from a single
+holder sat idle while the holder read and packed the next reply and we checked the last
+one; a second request in flight keeps it busy. A request is signed afresh each time
 (new nonce, current time), so a retry is never a replay.
 
 Cancellation: a timeout or cancel in the middle of an exchange resets that stream (its
@@ -46,6 +49,9 @@ R = TypeVar("R", bound=Reply)
 REQUEST_TIMEOUT = 120.0
 """Seconds one request may take, reply included (a reply holds up to 8 MiB of blobs, or
 one 64 MiB blob)."""
+STREAMS_PER_PEER = 3
+"""Requests in flight to one peer at once, each on a stream of its own (replies of up to
+8 MiB each, so this also bounds what one peer's replies hold in memory)."""
 
 
 class _Session:
@@ -63,13 +69,17 @@ class ExchangeClient:
         identity: nacl.signing.SigningKey,
         timeout: float = REQUEST_TIMEOUT,
         clock: Callable[[], float] = time.time,
+        streams_per_peer: int = STREAMS_PER_PEER,
     ) -> None:
         self._host = host
         self._identity = identity
         self._local = host.peer_id.to_bytes()
         self._clock = clock
         self._timeout = timeout
-        self._sessions: dict[bytes, _Session] = {}
+        self._streams_per_peer = streams_per_peer
+        self._sessions: dict[bytes, list[_Session]] = {}
+        self._dials: dict[bytes, trio.Lock] = {}
+        self._turn = 0
 
     async def request(self, peer: ID, body: RequestBody, expect: type[R]) -> R:
         """Send one request and return the peer's reply, of type ``expect``.
@@ -79,7 +89,7 @@ class ExchangeClient:
             PeerMisbehaved: the reply is not a valid message, or not of type ``expect``.
             PeerUnreachable: no stream could be opened, or it failed twice.
         """
-        session = self._sessions.setdefault(peer.to_bytes(), _Session())
+        session = self._session(peer)
         async with session.lock:
             for attempt in (1, 2):
                 try:
@@ -100,6 +110,19 @@ class ExchangeClient:
                 return reply
         raise AssertionError("unreachable")
 
+    def _session(self, peer: ID) -> _Session:
+        """An idle stream of ``peer``'s, a new one while under the limit, else the next
+        one in turn (its lock queues us)."""
+        pool = self._sessions.setdefault(peer.to_bytes(), [])
+        for session in pool:
+            if not session.lock.locked():
+                return session
+        if len(pool) < self._streams_per_peer:
+            pool.append(_Session())
+            return pool[-1]
+        self._turn += 1
+        return pool[self._turn % len(pool)]
+
     async def _exchange(self, session: _Session, peer: ID, body: RequestBody) -> Reply:
         frame = sign_request(
             self._identity,
@@ -113,7 +136,10 @@ class ExchangeClient:
         try:
             with trio.fail_after(self._timeout):
                 if session.stream is None:
-                    await self._host.connect(peer)
+                    # Streams opened at once must not dial at once: with one connection
+                    # per peer, the dial that loses the race fails.
+                    async with self._dials.setdefault(peer.to_bytes(), trio.Lock()):
+                        await self._host.connect(peer)
                     session.stream = await self._host.new_stream(peer, EXCHANGE_PROTOCOL)
                 await write_frame(session.stream, frame)
                 raw = await read_frame(session.stream, MAX_RESPONSE_FRAME)
@@ -145,7 +171,7 @@ class ExchangeClient:
 
     async def close(self) -> None:
         """Close every stream (the host closes the connections)."""
-        for session in list(self._sessions.values()):
+        for session in [s for pool in self._sessions.values() for s in pool]:
             stream, session.stream = session.stream, None
             if stream is not None:
                 with trio.CancelScope(shield=True), trio.move_on_after(2):

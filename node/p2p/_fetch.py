@@ -28,8 +28,15 @@ log = logging.getLogger("shadowvault.p2p")
 
 BATCH = 256
 """Blob ids asked for in one request (the reply holds up to 8 MiB and defers the rest)."""
+MIN_BATCH = 8
+"""Fewest ids in a batch when a call is cut into more batches than ``BATCH`` gives."""
 PARALLEL = 3
 """Batches fetched at once (from different peers when there are several)."""
+STORE_QUEUE = 4
+"""Verified replies (up to 8 MiB each) waiting for the writer; it takes all that wait
+in one write session, so one fdatasync commits several replies."""
+STORE_BATCH = 32 * 1024 * 1024
+"""Bytes written in one session at most (the store's own flush size)."""
 WRONG_BLOB_PENALTY = 10
 UNREACHABLE_PENALTY = 1
 _PIN_BY_ID_ONLY = (1 << 62, 0)
@@ -49,6 +56,10 @@ class FetchResult:
     """Ids no peer could supply (valid)."""
     by_peer: dict[str, int] = field(default_factory=dict)
     """Blobs fetched from each peer (base58 peer id)."""
+    bytes_by_peer: dict[str, int] = field(default_factory=dict)
+    """Bytes (sealed) fetched from each peer."""
+    peer_errors: dict[str, str] = field(default_factory=dict)
+    """Peers that failed a request (unreachable, refused, misbehaved): the last error."""
 
 
 class Scores:
@@ -109,14 +120,13 @@ class Fetcher:
                 accounted to ``owner`` against ``quota``; any other kind is the
                 owner getting its own blobs back (healing, recovery), not accounted.
             replace: fetch every id even if stored, and make the fetched copy the one
-                the index names (healing a corrupt copy; never for FOREIGN blobs).
+                the index names (healing a corrupt copy). A replaced FOREIGN blob was
+                accounted to its owner when first stored, so it is not counted again.
 
         Raises:
             QuotaExceeded: the next blobs would not fit the owner's quota (those stored
                 before stay).
         """
-        if replace and kind is BlobKind.FOREIGN:
-            raise ValueError("only the owner's own blobs are replaced")
         # Blobs found already stored are pinned until the fetch ends, in one step with
         # the look-up (``_lacking``): a gc collecting a forgotten snapshot's blobs cannot
         # remove one that a new snapshot of the same owner is counting on.
@@ -140,14 +150,19 @@ class Fetcher:
             wanted = await trio.to_thread.run_sync(self._lacking_for, ids, owner, pins)
         else:
             wanted = await trio.to_thread.run_sync(self._lacking, ids, pins)
-        # Verified blobs are written by a second task while the next reply is on its way
-        # (writes end in an fdatasync); the channel holds one reply, bounding memory.
-        send, receive = trio.open_memory_channel[list[tuple[BlobId, bytes]]](1)
+        # Verified blobs are written by a second task while the next replies are on their
+        # way (writes end in an fdatasync); the channel holds a few replies, bounding memory.
+        send, receive = trio.open_memory_channel[list[tuple[BlobId, bytes]]](STORE_QUEUE)
         failure: list[QuotaExceeded] = []
-        batches = [wanted[i : i + BATCH] for i in range(0, len(wanted), BATCH)]
+        # Batches are counted in ids, but a reply carries 8 MiB at most: 256 chunks of
+        # 1 MiB (a 256 MiB snapshot) made one batch, fetched from one holder only. Cut
+        # smaller so that every worker, and so every holder, gets several.
+        size = max(MIN_BATCH, min(BATCH, -(-len(wanted) // (self._parallel * 4))))
+        batches = [wanted[i : i + size] for i in range(0, len(wanted), size)]
         order = self.scores.order(sources, last=owner)
-        # Several holders serve at once: worker k starts with the k-th best peer, so
-        # each well-scored holder streams a different batch (one stream per peer).
+        # Several holders serve at once: worker k starts with the k-th best peer (round
+        # robin), so each well-scored holder streams a different batch; with fewer
+        # holders than workers a holder serves several batches at once, on a stream each.
         helpers = [p for p in order if p.to_bytes() != owner and self.scores.get(p.to_bytes()) >= 0]
         # Calls made at once (restore fetches trees and data side by side) each start
         # with a different holder, so even single-batch calls spread over the holders.
@@ -155,13 +170,13 @@ class Fetcher:
             turn = self._turn % len(helpers)
             helpers = helpers[turn:] + helpers[:turn]
             self._turn += 1
-        workers = max(1, min(self._parallel, len(helpers), len(batches)))
+        workers = max(1, min(self._parallel, len(batches)))
         next_batch = iter(batches)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._storer, receive, owner, quota, kind, replace, failure, nursery)
             async with send, trio.open_nursery() as fetchers:
                 for k in range(workers):
-                    first = helpers[k] if k < len(helpers) else None
+                    first = helpers[k % len(helpers)] if helpers else None
                     fetchers.start_soon(
                         self._worker, next_batch, sources, owner, first, send.clone(), result
                     )
@@ -204,6 +219,15 @@ class Fetcher:
     ) -> None:
         async with receive:
             async for blobs in receive:
+                # Whatever else has arrived meanwhile goes into the same session.
+                size = sum(len(d) for _, d in blobs)
+                while size < STORE_BATCH:
+                    try:
+                        more = receive.receive_nowait()
+                    except (trio.WouldBlock, trio.EndOfChannel):
+                        break
+                    blobs = blobs + more
+                    size += sum(len(d) for _, d in more)
                 try:
                     await self._store_blobs(owner, quota, kind, blobs, replace)
                 except QuotaExceeded as exc:
@@ -266,12 +290,20 @@ class Fetcher:
             except PeerMisbehaved as exc:
                 log.warning("%s", exc)
                 self.scores.penalise(peer.to_bytes(), WRONG_BLOB_PENALTY)
+                result.peer_errors[peer.to_base58()] = str(exc)
                 return
             except MeshError as exc:
                 log.info("fetch from %s: %s", peer.to_base58()[-8:], exc)
                 self.scores.penalise(peer.to_bytes(), UNREACHABLE_PENALTY)
+                result.peer_errors[peer.to_base58()] = str(exc)
                 return
-            good = self._verify(peer, reply, set(asked))
+            # Hashing 8 MiB takes a few ms: off the event loop, which meanwhile reads the
+            # other streams (blake3 releases the GIL).
+            good, wrong = await trio.to_thread.run_sync(_verify, reply, set(asked))
+            for what in wrong:
+                metrics.BLOBS_REJECTED.inc()
+                self.scores.penalise(peer.to_bytes(), WRONG_BLOB_PENALTY)
+                log.warning("peer %s sent %s", peer.to_base58()[-8:], what)
             if good:
                 await store.send(good)
                 for blob_id, data in good:
@@ -280,29 +312,10 @@ class Fetcher:
                     result.bytes += len(data)
                 name = peer.to_base58()
                 result.by_peer[name] = result.by_peer.get(name, 0) + len(good)
+                size = sum(len(data) for _, data in good)
+                result.bytes_by_peer[name] = result.bytes_by_peer.get(name, 0) + size
             # Only what the peer deferred, and still pending, is worth asking it again.
             asked = [i for i in reply.more if i in pending] if good else []
-
-    def _verify(
-        self, peer: ID, reply: BlobsReply, asked: set[BlobId]
-    ) -> list[tuple[BlobId, bytes]]:
-        good = []
-        for blob_id, data in reply.blobs:
-            if blob_id not in asked:
-                metrics.BLOBS_REJECTED.inc()
-                self.scores.penalise(peer.to_bytes(), WRONG_BLOB_PENALTY)
-                log.warning("peer %s sent a blob never asked for", peer.to_base58()[-8:])
-                continue
-            if blob_id_of(data) != blob_id:
-                metrics.BLOBS_REJECTED.inc()
-                self.scores.penalise(peer.to_bytes(), WRONG_BLOB_PENALTY)
-                log.warning(
-                    "peer %s sent wrong bytes for blob %s", peer.to_base58()[-8:], blob_id.short
-                )
-                continue
-            asked.discard(blob_id)  # a duplicate in one reply is stored once
-            good.append((blob_id, data))
-        return good
 
     async def _store_blobs(
         self,
@@ -328,7 +341,7 @@ class Fetcher:
         blobs: list[tuple[BlobId, bytes]],
         replace: bool = False,
     ) -> None:
-        foreign = kind is BlobKind.FOREIGN
+        foreign = kind is BlobKind.FOREIGN and not replace  # counted (and capped) once
         size = sum(len(d) for _, d in blobs)
         held = 0
         if foreign:
@@ -356,3 +369,19 @@ class Fetcher:
             # After the blobs are durable; a crash in between only under-counts.
             self._state.record_held(owner, [(b, len(d)) for b, d in blobs])
             self._held[owner] = held + size
+
+
+def _verify(reply: BlobsReply, asked: set[BlobId]) -> tuple[list[tuple[BlobId, bytes]], list[str]]:
+    """The blobs of ``reply`` that were asked for and hash to their ids, and what was
+    wrong with the others (runs in a worker thread: no shared state)."""
+    good = []
+    wrong = []
+    for blob_id, data in reply.blobs:
+        if blob_id not in asked:
+            wrong.append(f"a blob never asked for ({blob_id.short})")
+        elif blob_id_of(data) != blob_id:
+            wrong.append(f"wrong bytes for blob {blob_id.short}")
+        else:
+            asked.discard(blob_id)  # a duplicate in one reply is stored once
+            good.append((blob_id, data))
+    return good, wrong

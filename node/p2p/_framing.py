@@ -49,6 +49,20 @@ async def read_frame(stream: INetStream, cap: int) -> bytes | None:
     return body
 
 
+_JOIN_BELOW = 1024 * 1024
+
+
 async def write_frame(stream: INetStream, body: bytes) -> None:
-    """Write one frame (length prefix and body) in one call."""
-    await stream.write(len(body).to_bytes(FRAME_HEADER_SIZE, "big") + body)
+    """Write one frame (length prefix and body).
+
+    A small frame (every request) goes in one write. A large one (a reply of up to
+    8 MiB) goes as prefix, then body: joining them cost one more copy of the reply, and
+    such a write is several Yamux frames anyway, so a cancelled write leaves the stream
+    out of step either way (its owner resets it).
+    """
+    header = len(body).to_bytes(FRAME_HEADER_SIZE, "big")
+    if len(body) < _JOIN_BELOW:
+        await stream.write(header + body)
+    else:
+        await stream.write(header)
+        await stream.write(body)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import trio
 
@@ -38,7 +39,7 @@ from node.repo import (
     load_tree,
     walk_references,
 )
-from protocol import BlobId
+from protocol import BlobId, peer_id_text
 
 from ._fetch import FetchResult
 from ._mesh import Mesh
@@ -56,6 +57,15 @@ DATA_QUEUE = 4
 
 HEALABLE = frozenset({"corrupt_blob", "missing_blob", "index_mismatch", "bad_index_record"})
 """Check problem codes about one blob, which a good copy from a peer fixes."""
+
+
+class BlobFetcher(Protocol):
+    """Where our blobs come back from: ``Mesh`` (into our store), or a drill's fetcher
+    into a scratch store (``node.p2p._offsite``)."""
+
+    async def fetch_blobs(
+        self, ids: Sequence[BlobId], *, kind: BlobKind, replace: bool = False
+    ) -> FetchResult: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +90,10 @@ class FetchReport:
     bytes: int = 0
     by_peer: dict[str, int] = field(default_factory=dict)
     """Blobs received from each peer (base58 peer id)."""
+    bytes_by_peer: dict[str, int] = field(default_factory=dict)
+    """Bytes (sealed) received from each peer."""
+    peer_errors: dict[str, str] = field(default_factory=dict)
+    """Peers that failed a request (unreachable, refused, sent wrong bytes): last error."""
     unavailable: list[MissingBlob] = field(default_factory=list)
     """Blobs no peer could supply; their paths are the damaged files and directories."""
 
@@ -100,6 +114,9 @@ class FetchReport:
         self.bytes += result.bytes
         for peer, n in result.by_peer.items():
             self.by_peer[peer] = self.by_peer.get(peer, 0) + n
+        for peer, n in result.bytes_by_peer.items():
+            self.bytes_by_peer[peer] = self.bytes_by_peer.get(peer, 0) + n
+        self.peer_errors.update(result.peer_errors)
 
 
 @dataclass
@@ -157,17 +174,24 @@ def missing_blobs(repo: Repository, snapshot: Snapshot) -> list[MissingBlob]:
 
 
 async def fetch_snapshot(
-    mesh: Mesh,
+    mesh: BlobFetcher,
     repo: Repository,
     snapshot_id: BlobId,
     *,
     verify: bool = True,
     progress: ProgressFn | None = None,
+    index_dedup: bool = True,
 ) -> FetchReport:
     """Make every blob of one of our snapshots present and valid here, from peers.
 
     Blobs stored here are not fetched; with ``verify`` each one is read and checked
     against its id first, and a copy that fails is replaced from a peer.
+
+    Args:
+        mesh: fetches blobs into ``repo``'s store (``Mesh``, or a drill's scratch fetcher).
+        index_dedup: give fetched chunks and trees their dedup records (a recovery needs
+            them; a drill's throw-away store does not, and skipping saves opening every
+            blob twice).
 
     Returns:
         What was fetched and replaced, per peer, and what no peer could supply (with the
@@ -189,20 +213,21 @@ async def fetch_snapshot(
     async with trio.open_nursery() as nursery:
         async with receive:
             for _ in range(DATA_TASKS):
-                nursery.start_soon(_fetch_data, mesh, repo, receive.clone(), report)
+                nursery.start_soon(_fetch_data, mesh, repo, receive.clone(), report, index_dedup)
         async with send:
-            await _walk(mesh, repo, snap.tree, verify, send, report, progress)
+            await _walk(mesh, repo, snap.tree, verify, send, report, progress, index_dedup)
     return report
 
 
 async def _walk(
-    mesh: Mesh,
+    mesh: BlobFetcher,
     repo: Repository,
     root: BlobId,
     verify: bool,
     data: trio.MemorySendChannel[tuple[dict[BlobId, str], bool]],
     report: FetchReport,
     progress: ProgressFn | None,
+    index_dedup: bool,
 ) -> None:
     """Walk the trees level by level, fetching them; hand the chunks to ``data``."""
     seen: set[bytes] = set()
@@ -215,7 +240,7 @@ async def _walk(
             async with trio.open_nursery() as nursery:
                 if missing:
                     nursery.start_soon(
-                        _get_named, mesh, repo, missing, BlobKind.TREE, False, report
+                        _get_named, mesh, repo, missing, BlobKind.TREE, False, report, index_dedup
                     )
                 if corrupt:
                     nursery.start_soon(_get_named, mesh, repo, corrupt, BlobKind.TREE, True, report)
@@ -250,14 +275,15 @@ async def _walk(
 
 
 async def _fetch_data(
-    mesh: Mesh,
+    mesh: BlobFetcher,
     repo: Repository,
     work: trio.MemoryReceiveChannel[tuple[dict[BlobId, str], bool]],
     report: FetchReport,
+    index_dedup: bool,
 ) -> None:
     async with work:
         async for wanted, replace in work:
-            await _get_named(mesh, repo, wanted, BlobKind.DATA, replace, report)
+            await _get_named(mesh, repo, wanted, BlobKind.DATA, replace, report, index_dedup)
 
 
 async def heal_blobs(mesh: Mesh, repo: Repository, blob_ids: Iterable[BlobId]) -> HealReport:
@@ -265,16 +291,25 @@ async def heal_blobs(mesh: Mesh, repo: Repository, blob_ids: Iterable[BlobId]) -
 
     A blob that reads back fine is left alone. What each blob is (tree, data, snapshot
     record) comes from its index record or, where that is lost, from the snapshots that
-    reference it; another owner's (FOREIGN) blob and one no snapshot names are skipped.
+    reference it. Another owner's (FOREIGN) blob comes from that owner's other holders
+    or the owner (found by our held-for records); one no snapshot names is skipped.
     """
     report = HealReport()
     ids = list(dict.fromkeys(blob_ids))
-    plan = await trio.to_thread.run_sync(_plan, repo, ids, report)
+    plan, foreign = await trio.to_thread.run_sync(_plan, repo, ids, report, mesh)
     for (kind, replace), group in sorted(plan.items()):
         before = report.unavailable[:]
         await _get_named(mesh, repo, dict.fromkeys(group, ""), kind, replace, report)
         lost = {bytes(m.blob_id) for m in report.unavailable[len(before) :]}
         report.healed.extend(b for b in group if b not in lost)
+    for owner, group in foreign.items():
+        result = await mesh.fetch_blobs(
+            group, kind=BlobKind.FOREIGN, owner=peer_id_text(owner), replace=True
+        )
+        report.add(result, replaced=True)
+        gone = set(result.missing)
+        report.unavailable.extend(MissingBlob(b, BlobKind.FOREIGN, "", True) for b in gone)
+        report.healed.extend(b for b in group if b not in gone)
     return report
 
 
@@ -377,7 +412,7 @@ def _classify_data(
 
 
 async def _get(
-    mesh: Mesh, ids: Sequence[BlobId], kind: BlobKind, replace: bool, report: FetchReport
+    mesh: BlobFetcher, ids: Sequence[BlobId], kind: BlobKind, replace: bool, report: FetchReport
 ) -> list[BlobId]:
     """Fetch ``ids`` in batches; returns those no peer could supply."""
     lost: list[BlobId] = []
@@ -389,17 +424,20 @@ async def _get(
 
 
 async def _get_named(
-    mesh: Mesh,
+    mesh: BlobFetcher,
     repo: Repository,
     wanted: dict[BlobId, str],
     kind: BlobKind,
     replace: bool,
     report: FetchReport,
+    index_dedup: bool = True,
 ) -> None:
     lost = await _get(mesh, list(wanted), kind, replace, report)
     for blob_id in lost:
         report.unavailable.append(MissingBlob(blob_id, kind, wanted[blob_id], replace))
-    if kind in (BlobKind.DATA, BlobKind.TREE) and not replace:  # replaced ones kept theirs
+    if (
+        index_dedup and kind in (BlobKind.DATA, BlobKind.TREE) and not replace
+    ):  # replaced ones kept theirs
         gone = set(lost)
         got = [b for b in wanted if b not in gone]
         await trio.to_thread.run_sync(_index_dedup, repo, got, kind)
@@ -425,12 +463,16 @@ def _index_dedup(repo: Repository, blobs: list[BlobId], kind: BlobKind) -> None:
 
 
 def _plan(
-    repo: Repository, ids: list[BlobId], report: HealReport
-) -> dict[tuple[BlobKind, bool], list[BlobId]]:
-    """Group the blobs needing a peer's copy by (kind, replace an indexed copy)."""
+    repo: Repository, ids: list[BlobId], report: HealReport, mesh: Mesh
+) -> tuple[dict[tuple[BlobKind, bool], list[BlobId]], dict[bytes, list[BlobId]]]:
+    """Group the blobs needing a peer's copy by (kind, replace an indexed copy), and the
+    corrupt copies of other owners' blobs we hold by owner (replaced from the owner's
+    other holders, or the owner)."""
     store = repo.store
     snapshot_ids = {bytes(k[1:]) for k, _ in store.iter_records(SNAPSHOT_INDEX_PREFIX)}
+    owners = [rec.raw_id for rec in mesh.peers.all() if rec.store_for]
     plan: dict[tuple[BlobKind, bool], list[BlobId]] = {}
+    foreign: dict[bytes, list[BlobId]] = {}
     unknown: dict[bytes, bool] = {}
     for blob_id in ids:
         state = _blob_state(repo, blob_id, True)
@@ -444,7 +486,11 @@ def _plan(
             if bytes(blob_id) in snapshot_ids:
                 kind = BlobKind.SNAPSHOT
         if kind is BlobKind.FOREIGN:
-            report.skipped.append((blob_id.hex(), "another owner's blob: its owner heals it"))
+            owner = next((o for o in owners if mesh.state.is_held_for(o, blob_id)), None)
+            if owner is None:
+                report.skipped.append((blob_id.hex(), "another owner's blob, owner unknown"))
+            else:
+                foreign.setdefault(owner, []).append(blob_id)
             continue
         if kind is None:
             unknown[bytes(blob_id)] = indexed
@@ -459,4 +505,4 @@ def _plan(
                 plan.setdefault((kind, replace), []).append(ref.blob_id)
         for raw in unknown:
             report.skipped.append((raw.hex(), "no snapshot references it"))
-    return plan
+    return plan, foreign

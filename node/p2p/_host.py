@@ -8,7 +8,8 @@ py-libp2p 0.8.1 works but has measured traps, each handled here:
 * leaving ``host.run()`` does not close listeners or sockets: we disconnect every peer in
   parallel and call ``host.close()`` ourselves, shielded, inside it;
 * an exception escaping a stream handler (even ``StreamEOF``) kills the host or wedges the
-  connection: every handler registered through ``MeshHost.set_handler`` is guarded;
+  connection: every handler registered on the host (ours, GossipSub's, the DHT's) is
+  guarded;
 * a cancelled Yamux frame write leaves a half-written Noise frame and kills the
   connection: ``Yamux._write_frame`` is shielded (the fix measured in section 7.4);
 * libp2p logs to its own logger with ``propagate=False``: we route it to the root logger
@@ -111,8 +112,8 @@ class MeshHost:
         return [str(a) for a in self.host.get_addrs()]
 
     def set_handler(self, protocol: str, handler: StreamHandler) -> None:
-        """Serve ``protocol`` with a guarded handler."""
-        self.host.set_stream_handler(TProtocol(protocol), guard(handler, protocol))
+        """Serve ``protocol`` with a guarded handler (``open_host`` guards every one)."""
+        self.host.set_stream_handler(TProtocol(protocol), handler)
 
     def add_addrs(self, peer: ID, addrs: Sequence[str]) -> None:
         """Tell the peerstore where ``peer`` listens (ignores unparsable addresses)."""
@@ -150,6 +151,19 @@ class MeshHost:
             await self.host.disconnect(peer)
         except Exception as exc:
             log.debug("disconnect %s: %r", peer, exc)
+
+
+def _guard_every_handler(host: IHost) -> None:
+    """Guard the handlers libp2p's own services register too (GossipSub, the DHT): a
+    pubsub stream that delivers a message while its service is stopping raised
+    "Nursery is closed to new arrivals" out of the handler, which took the host down
+    as the mesh closed."""
+    register = host.set_stream_handler
+
+    def set_guarded(protocol: TProtocol, handler: StreamHandler) -> None:
+        register(protocol, guard(handler, str(protocol)))
+
+    host.set_stream_handler = set_guarded  # type: ignore[method-assign,assignment]
 
 
 @contextmanager
@@ -218,6 +232,7 @@ async def open_host(
         ),
         announce_addrs=announce_addrs,
     )
+    _guard_every_handler(host)
     with single_exceptions():
         async with host.run(listen_addrs=listen_addrs):
             try:

@@ -39,11 +39,15 @@ from node.repo import (
 from protocol import (
     EXCHANGE_PROTOCOL,
     MAX_SKEW,
+    MAX_WANT,
     Ack,
     Announcement,
     BlobId,
+    BlobsReply,
     OwnerRecord,
     PushAnnouncement,
+    WantBlobs,
+    blob_id_of,
     parse_peer_id,
     peer_id_text,
 )
@@ -352,6 +356,7 @@ class Mesh:
         records: list[OwnerRecord] = [ann]
         records += [r for r in self.state.records(local, self._pushed) if r.seq != ann.seq]
         self._pushed = max(r.seq for r in [*records, ann])
+        log.info("announcing snapshot %s (seq %d)", snapshot_id.short, ann.seq)
         async with trio.open_nursery() as nursery:
             for rec in self.peers.all():
                 if rec.store_at:
@@ -482,7 +487,7 @@ class Mesh:
                 SNAPSHOT. For another owner's blobs it must be FOREIGN.
             owner: the peer id whose blobs these are (None: ours).
             replace: fetch even the ids stored here and make the fetched copies the
-                indexed ones (healing corrupt copies of our own blobs).
+                indexed ones (healing corrupt copies, ours or an owner's we hold).
 
         Returns:
             What was fetched, and the ids no peer could supply.
@@ -496,8 +501,9 @@ class Mesh:
         return await self.fetcher.fetch(ids, self._sources(), raw, kind=kind, replace=replace)
 
     async def recover_snapshots(self) -> list[BlobId]:
-        """After a loss: pull our own announcements from every store-at peer and put
-        back each snapshot record not in the store. Returns the restored snapshot ids.
+        """After a loss: pull our own announcements from every store-at peer, put
+        back each snapshot record not in the store and get the manifests back from the
+        holders (so we serve them again). Returns the restored snapshot ids.
 
         Raises:
             RepoError: a record is not ours (wrong identity or master secret).
@@ -509,13 +515,34 @@ class Mesh:
         restored = []
         local = self._host.peer_id.to_bytes()
         forgotten = owner_view(self.state, local).forgotten
-        for ann in list(self.state.announcements(local)):
-            if ann.snapshot_id in forgotten:
-                continue  # forgotten on purpose: it stays forgotten
+        # A snapshot forgotten on purpose stays forgotten.
+        anns = [a for a in self.state.announcements(local) if a.snapshot_id not in forgotten]
+        for ann in anns:
             snap = await trio.to_thread.run_sync(restore_snapshot_record, self._repo, ann)
             if snap is not None:
                 restored.append(snap)
+        await self._recover_manifests(anns)
         return restored
+
+    async def _recover_manifests(self, anns: Sequence[Announcement]) -> None:
+        """Get back the manifests of our announcements from our holders (they keep them
+        as blobs), so that we serve them again: to a holder healing its copy, or one
+        that starts storing for us. One that no holder supplies is left out."""
+        pending = {a.manifest_id for a in anns if self.state.manifest(a.manifest_id) is None}
+        for peer in self.scores.order(self._sources()):
+            if not pending:
+                return
+            try:
+                reply = await self.client.request(
+                    peer, WantBlobs(tuple(pending)[:MAX_WANT]), BlobsReply
+                )
+            except MeshError as exc:
+                log.info("manifests from %s: %s", peer.to_base58()[-8:], exc)
+                continue
+            for blob_id, data in reply.blobs:
+                if blob_id in pending and blob_id_of(data) == blob_id:
+                    self.state.put_manifest(blob_id, data)
+                    pending.discard(blob_id)
 
     def _sources(self) -> list[ID]:
         return [ID(r.raw_id) for r in self.peers.all() if r.authorised]

@@ -66,6 +66,7 @@ from ._repository import change_passphrase as change_passphrase
 from ._repository import identity_of as identity_of
 from ._repository import init_home as init_home
 from ._repository import open_repository as open_repository
+from ._repository import open_scratch_repository as open_scratch_repository
 from ._repository import unlock_master as unlock_master
 from ._seal import COMPRESSION_OFF as COMPRESSION_OFF
 from ._seal import Sealer as Sealer
@@ -75,6 +76,7 @@ from ._snapshot import delete_snapshot_record as delete_snapshot_record
 from ._snapshot import list_snapshots as list_snapshots
 from ._snapshot import load_snapshot as load_snapshot
 from ._snapshot import resolve_snapshot as resolve_snapshot
+from ._snapshot import resolve_snapshot_id as resolve_snapshot_id
 from ._snapshot import save_snapshot as save_snapshot
 from ._store import BlobWriter as BlobWriter
 from ._store import RecoveryReport as RecoveryReport
@@ -159,11 +161,13 @@ __all__ = [
     "load_tree",
     "open_kit",
     "open_repository",
+    "open_scratch_repository",
     "parse_compression",
     "release_hold",
     "repair_index",
     "resolve_home",
     "resolve_snapshot",
+    "resolve_snapshot_id",
     "save_snapshot",
     "set_hold",
     "unlock_master",

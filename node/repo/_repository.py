@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import blake3
 import nacl.signing
@@ -174,6 +175,25 @@ def open_repository(home: HomePaths, passphrase: str) -> Repository:
         raise FormatError(f"the store of {home.root} is missing")
     store = Store.open(home.store)
     return Repository(home, store, derive_subkeys(master), identity)
+
+
+def open_scratch_repository(repo: Repository, root: Path) -> Repository:
+    """A new, empty store at ``root`` opened with ``repo``'s keys and identity.
+
+    For work that must prove something without the node's own store: a drill from peers
+    fetches a snapshot's blobs into it and restores from it, so not one blob is read
+    from the node's store. Same chunker and compression settings; a different repo id.
+    Not durable (``Store.create(durable=False)``): nothing in it outlives the work, so
+    commits neither sync nor drop the pages the restore reads next.
+
+    Ownership: the caller closes the returned repository and removes ``root``.
+
+    Raises:
+        FormatError: ``root`` already holds a store.
+    """
+    meta = StoreMeta.new(repo.store.meta.chunker, repo.store.meta.compression)
+    store = Store.create(root, meta, durable=False)
+    return Repository(repo.home, store, repo.keys, repo.identity)
 
 
 def change_passphrase(home: HomePaths, old: str, new: str, kdf: KdfParams | None = None) -> None:

@@ -169,6 +169,49 @@ def resolve_snapshot(repo: Repository, ref: str, snaps: list[Snapshot] | None = 
     return hits[0]
 
 
+def resolve_snapshot_id(repo: Repository, ref: str) -> tuple[BlobId, int]:
+    """``resolve_snapshot`` from the snapshot index alone: no blob is read.
+
+    For a drill from peers, which must not lean on the local copy of any blob (the
+    snapshot record included): the index record holds the id, our signature over it and
+    the snapshot time. Records without a valid signature by this node are ignored.
+
+    Returns:
+        (snapshot id, snapshot time in Unix ns).
+
+    Raises:
+        RepoError: unknown, ambiguous, a prefix too short, or no snapshots.
+    """
+    pub = bytes(repo.identity.verify_key)
+    found: list[tuple[int, BlobId]] = []
+    for key, raw in repo.store.iter_records(ix.SNAPSHOT_PREFIX):
+        snap_id = BlobId(key[1:])
+        try:
+            meta = msgpack.unpackb(raw)
+        except (ValueError, TypeError):  # damaged: cannot be shown ours (check reports it)
+            continue
+        if isinstance(meta, dict) and verify_signature(bytes(snap_id), meta, pub):
+            t = meta.get("t")
+            found.append((t if isinstance(t, int) else 0, snap_id))
+    found.sort(key=lambda item: (item[0], bytes(item[1])))
+    if ref == "latest":
+        if not found:
+            raise RepoError("no snapshots yet")
+        time_ns, snap_id = found[-1]
+        return snap_id, time_ns
+    ref = ref.lower()
+    if len(ref) < 8 or any(c not in "0123456789abcdef" for c in ref):
+        raise RepoError(f"snapshot reference {ref!r}: use `latest`, or 8 or more hex digits")
+    hits = [(s, t) for t, s in found if s.hex().startswith(ref)]
+    if not hits:
+        raise RepoError(f"no snapshot matches {ref!r}")
+    if len(hits) > 1:
+        raise RepoError(
+            f"snapshot prefix {ref!r} is ambiguous: " + ", ".join(s.short for s, _ in hits[:5])
+        )
+    return hits[0]
+
+
 def delete_snapshot_record(repo: Repository, snap_id: BlobId) -> None:
     """Remove a snapshot from the index (its blobs become garbage for gc).
 

@@ -187,12 +187,20 @@ class Store:
         self.recovery = RecoveryReport()
         self.damaged_pack_records: list[bytes] = []
         self._closed = False
+        self.durable = True
+        """False only for throw-away stores (``create(..., durable=False)``)."""
 
     # -- life cycle -------------------------------------------------------------------
 
     @classmethod
-    def create(cls, root: Path, meta: StoreMeta) -> Store:
+    def create(cls, root: Path, meta: StoreMeta, *, durable: bool = True) -> Store:
         """Create a new, empty store at ``root`` (which must not hold one).
+
+        Args:
+            durable: False for a throw-away store (a drill's scratch store, deleted when
+                done): commits skip ``fdatasync`` and synced index batches, and pack
+                pages stay cached for the reads that follow. A crash may lose or tear
+                what it holds, which is acceptable only because nobody keeps it.
 
         Raises:
             FormatError: ``root`` already holds a store.
@@ -210,7 +218,9 @@ class Store:
         except BaseException:
             lock.release()
             raise
-        return cls(root, db, lock, meta)
+        store = cls(root, db, lock, meta)
+        store.durable = durable
+        return store
 
     @classmethod
     def open(cls, root: Path) -> Store:
@@ -878,9 +888,10 @@ class _FlushJob:
     def run(self) -> None:
         store = self.appender._store
         try:
-            os.fdatasync(self.fd)  # the pack data is durable BEFORE the index names it
-            os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            with store._db.write_batch(sync=True) as batch:
+            if store.durable:
+                os.fdatasync(self.fd)  # the pack data is durable BEFORE the index names it
+                os.posix_fadvise(self.fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            with store._db.write_batch(sync=store.durable) as batch:
                 for blob_id, loc, dedup in self.items:
                     if loc is not None:
                         batch.put(ix.blob_key(blob_id), loc.encode())

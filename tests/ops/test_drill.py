@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import pytest
 from node.ops import (
     FRAMEWORKS,
     BackupOptions,
+    DrillCheck,
     DrillError,
     DrillOptions,
+    DrillResult,
     RestoreOptions,
     compare_tree,
     compliance_report,
@@ -22,7 +25,14 @@ from node.ops import (
     run_restore,
     save_drill,
 )
-from node.repo import Repository, load_tree, open_repository, resolve_snapshot
+from node.repo import (
+    RepoError,
+    Repository,
+    load_tree,
+    open_repository,
+    resolve_snapshot,
+    resolve_snapshot_id,
+)
 from tests.ops.helpers import make_repo
 
 DAY_NS = 86400 * 10**9
@@ -232,3 +242,47 @@ def test_compliance_encryption_evidence_reads_the_key_file(tmp_path: Path) -> No
         assert enc.present and "argon2id" in enc.statement
     finally:
         r.close()
+
+
+def test_a_passing_drill_from_peers_evidences_offsite_copies(
+    backed_up: tuple[Repository, int],
+) -> None:
+    repo, snap_ns = backed_up
+    now = snap_ns + DAY_NS
+    local = run_drill(repo, DrillOptions(), now_ns=now)
+    holder = {"peer_id": "12D3KooWHolder", "name": "vault", "blobs": 9, "bytes": 1, "error": ""}
+    offsite = dataclasses.replace(local, source="peers", peers=[holder])
+    failed = dataclasses.replace(offsite, checks=[*offsite.checks, DrillCheck("peers", False, "")])
+    stale = dataclasses.replace(offsite, started_ns=now - 91 * DAY_NS)
+
+    def replication(drills: list[DrillResult], **kw: object) -> tuple[bool, str]:
+        evidence = gather_evidence(repo, drills, now_ns=now, **kw)  # type: ignore[arg-type]
+        (ev,) = [e for e in evidence if e.kind == "replication"]
+        return ev.present, ev.statement
+
+    for drills in ([local], [failed], [stale], []):
+        present, statement = replication(drills)
+        assert not present and "no offsite copy shown" in statement
+    present, statement = replication([failed, offsite, local])
+    assert present and "offsite recovery proven" in statement and "vault" in statement
+    assert f"drill {offsite.id}" in statement
+    # With the mesh's figures as well, both are stated; the factor still decides.
+    present, statement = replication([offsite], replication=(1, 2))
+    assert not present and "target replication factor 2" in statement and "vault" in statement
+    # The record keeps the peers (and reads back records written before they existed).
+    doc = offsite.to_dict()
+    assert DrillResult.from_dict(doc).peers == [holder]
+    del doc["peers"]
+    assert DrillResult.from_dict(doc).peers == []
+
+
+def test_snapshot_id_resolved_from_the_index_alone(backed_up: tuple[Repository, int]) -> None:
+    repo, snap_ns = backed_up
+    snap = resolve_snapshot(repo, "latest")
+    assert snap.id is not None
+    assert resolve_snapshot_id(repo, "latest") == (snap.id, snap_ns)
+    assert resolve_snapshot_id(repo, snap.id.hex()[:10]) == (snap.id, snap_ns)
+    with pytest.raises(RepoError, match="no snapshot matches"):
+        resolve_snapshot_id(repo, "00000000aa")
+    with pytest.raises(RepoError, match="8 or more hex digits"):
+        resolve_snapshot_id(repo, "abc")

@@ -270,3 +270,34 @@ def test_a_replacement_cut_off_by_a_crash_is_adopted_on_open(tmp_path):
         assert not run_check(repo, read_data=True).problems
     finally:
         repo.close()
+
+
+async def test_a_holder_heals_its_corrupt_copies_of_an_owners_blobs(tmp_path):
+    """Another owner's blobs (FOREIGN) come back from that owner, and are not counted
+    against its quota a second time."""
+    repo_a, repo_b = repo_at(tmp_path / "a"), repo_at(tmp_path / "b")
+    snap = backup(repo_a, tmp_path / "src")
+    try:
+        async with running(repo_a) as a, running(repo_b) as b:
+            link(a, b)
+            await a.announce(snap)
+            await b.sync()
+            owner = a.host.peer_id.to_bytes()
+            held = b.state.held_for(owner)
+            foreign = [i for i, loc in repo_b.store.iter_blobs() if loc.kind is BlobKind.FOREIGN]
+            for blob_id in foreign[:3]:
+                flip(repo_b, blob_id)
+            report = run_check(repo_b, read_data=True)
+            assert {(p.what, p.blob) for p in report.problems} == {
+                ("corrupt_blob", i.hex()) for i in foreign[:3]
+            }
+            healed = await heal_problems(b, repo_b, report.problems)
+            assert not healed.unavailable and not healed.skipped
+            assert sorted(healed.healed) == sorted(foreign[:3]) and healed.replaced == 3
+            assert healed.by_peer == {a.peer_id: 3}
+            assert not run_check(repo_b, read_data=True).problems
+            assert b.state.held_for(owner) == held
+            assert all(repo_b.store.location(i).kind is BlobKind.FOREIGN for i in foreign[:3])
+    finally:
+        repo_a.close()
+        repo_b.close()

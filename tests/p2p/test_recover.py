@@ -6,7 +6,7 @@ import shutil
 
 from node.ops import ForgetOptions, run_forget
 from node.repo import BlobKind, HomePaths, list_snapshots, load_tree, open_repository
-from protocol import decode_manifest
+from protocol import blob_id_of, decode_manifest
 from tests.p2p.helpers import link, repo_at, running, snapshot_of
 
 
@@ -37,6 +37,8 @@ async def test_owner_recovers_snapshot_records_and_blobs_from_a_holder(tmp_path)
             link(a2, b)
             assert await a2.recover_snapshots() == [snap]
             assert await a2.recover_snapshots() == []  # idempotent
+            # The manifest is back too: we serve it again (to a holder healing its copy).
+            assert blob_id_of(a2.state.manifest(ann.manifest_id) or b"") == ann.manifest_id
             [back] = list_snapshots(repo_a)
             assert (back.id, back.tree, back.time_ns, back.paths) == (
                 original.id,

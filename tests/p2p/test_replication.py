@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from prometheus_client import REGISTRY
@@ -223,6 +224,45 @@ async def test_a_new_holder_fetches_batches_from_several_holders_at_once(tmp_pat
     finally:
         for r in repos.values():
             r.close()
+
+
+class OverlapSource(RepoBlobSource):
+    """A holder that serves only if two requests are in progress at once: the first two
+    stored blobs it is asked for each wait (in the server's worker threads) for the
+    other; requests sent one at a time break the barrier and get an error."""
+
+    def __init__(self, repo, state) -> None:
+        super().__init__(repo, state)
+        self.barrier = threading.Barrier(2, timeout=30)
+        self._lock = threading.Lock()
+        self._waits = 0
+
+    def read(self, blob_id: BlobId) -> bytes | None:
+        if self._repo.store.has(blob_id):  # not the manifest, which comes first, alone
+            with self._lock:
+                wait = self._waits < 2
+                self._waits += 1
+            if wait:
+                self.barrier.wait()
+        return super().read(blob_id)
+
+
+async def test_a_single_holder_serves_several_requests_at_once(tmp_path):
+    """With one source, batches still go out side by side (a stream each), so the source
+    reads the next reply while the last is on the wire."""
+    repo_a, repo_b = repo_at(tmp_path / "a"), repo_at(tmp_path / "b")
+    snap = snapshot_of(repo_a, tmp_path / "src", files=36, seed=4)
+    source = OverlapSource(repo_a, MeshState(repo_a.store))
+    try:
+        async with running(repo_a, blobs=source) as a, running(repo_b) as b:
+            link(a, b)
+            await a.announce(snap)
+            await b.sync()
+            assert not source.barrier.broken
+            assert b.state.qstate(a.host.peer_id.to_bytes(), 1).state == "complete"
+    finally:
+        repo_a.close()
+        repo_b.close()
 
 
 async def test_config_sections_drive_the_mesh(tmp_path):
