@@ -29,11 +29,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
-from node.p2p import OffsiteCopy
 from node.repo import (
     DIR,
     FILE,
@@ -49,6 +48,11 @@ from protocol import BlobId
 
 from ._restore import RestoreOptions, RestoreSummary, run_restore
 
+if TYPE_CHECKING:
+    # Only for annotations: node.p2p imports libp2p, which every CLI command would
+    # otherwise load (about 1 s of start-up and 50 MB of memory) to use none of it.
+    from node.p2p import OffsiteCopy
+
 DRILL_PREFIX = b"D"
 DRILL_RECORD_VERSION = 1
 HISTORY_KEEP = 100
@@ -58,7 +62,7 @@ _MAX_LISTED = 20
 """Problems listed per check in a report (the count is always exact)."""
 
 
-OffsiteFetch = Callable[[BlobId, Path], OffsiteCopy]
+OffsiteFetch = Callable[[BlobId, Path], "OffsiteCopy"]
 """Fetch a snapshot's blobs from the peers storing for us into a new store at the path
 (blocking; ``node.p2p.fetch_offsite_copy`` run on the daemon's mesh)."""
 
