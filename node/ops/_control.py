@@ -18,7 +18,6 @@ from typing import Any, BinaryIO, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from node.p2p import DEFAULT_OWNER_LEASE
 from node.repo import (
     Repository,
     Subset,
@@ -297,11 +296,11 @@ class LocalControl:
     Args:
         repo: the open repository.
         owner_lease: the config's ``gc.owner_lease`` in seconds, asked for only by
-            forget and gc (so other commands do not load the config).
+            forget and gc (so other commands do not load the config); None: its default.
     """
 
     def __init__(
-        self, repo: Repository, *, owner_lease: Callable[[], float] = lambda: DEFAULT_OWNER_LEASE
+        self, repo: Repository, *, owner_lease: Callable[[], float | None] = lambda: None
     ) -> None:
         self.repo = repo
         self._owner_lease = owner_lease

@@ -21,7 +21,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.p2p import DEFAULT_OWNER_LEASE, ForeignRetention, announce_retention
 from node.repo import (
     DEFAULT_REWRITE_BELOW,
     GcReport,
@@ -136,7 +135,7 @@ def run_forget(
     opts: ForgetOptions,
     *,
     extra_roots: Iterable[bytes] = (),
-    owner_lease_s: float = DEFAULT_OWNER_LEASE,
+    owner_lease_s: float | None = None,
 ) -> ForgetResult:
     """Forget snapshots by policy (restic's semantics, ``_policy``) or by id.
 
@@ -190,7 +189,7 @@ def run_forget(
             continue
         result.removed.append(snap_id)
     if result.removed:
-        announce_retention(repo, "forget", [bytes.fromhex(i) for i in result.removed])
+        _announce(repo, "forget", [bytes.fromhex(i) for i in result.removed])
     if result.removed or result.held:
         append_audit(
             repo,
@@ -225,7 +224,7 @@ def run_gc(
     grace_s: float = 0.0,
     extra_roots: Iterable[bytes] = (),
     rewrite_below: float = DEFAULT_REWRITE_BELOW,
-    owner_lease_s: float = DEFAULT_OWNER_LEASE,
+    owner_lease_s: float | None = None,
 ) -> GcResult:
     """Collect garbage (``node.repo.collect_garbage``) and log it.
 
@@ -236,12 +235,17 @@ def run_gc(
     Args:
         extra_roots: blob ids kept besides own snapshots' and what other owners keep.
         owner_lease_s: seconds without a signed word from an owner before its unheld
-            data may go (config ``gc.owner_lease``; 0: never).
+            data may go (config ``gc.owner_lease``; 0: never; None: its default, 90 days).
 
     Raises:
         GcError: another gc is running, or a kept snapshot cannot be read.
     """
-    keep = ForeignRetention(repo, owner_lease_s=owner_lease_s)
+    # node.p2p is imported here, not at the top: it loads libp2p (1 s, 50 MB), which
+    # every CLI command would pay for at start-up.
+    from node.p2p import DEFAULT_OWNER_LEASE, ForeignRetention
+
+    lease = DEFAULT_OWNER_LEASE if owner_lease_s is None else owner_lease_s
+    keep = ForeignRetention(repo, owner_lease_s=lease)
     report = collect_garbage(
         repo,
         extra_roots=itertools.chain(extra_roots, keep.roots()),
@@ -296,7 +300,7 @@ def hold_snapshot(repo: Repository, ref: str, until_ns: int, reason: str = "") -
     snap = resolve_snapshot(repo, ref)
     assert snap.id is not None
     hold = set_hold(repo.store, snap.id, until_ns, reason)
-    announce_retention(repo, "hold", [bytes(snap.id)], until=-(-until_ns // 1_000_000_000))
+    _announce(repo, "hold", [bytes(snap.id)], until=-(-until_ns // 1_000_000_000))
     append_audit(
         repo, "hold", {"snapshot": str(snap.id), "until": hold.until_iso, "reason": reason}
     )
@@ -317,13 +321,21 @@ def release_snapshot(repo: Repository, ref: str) -> HoldResult:
         snap_id = ref.lower()
     old = release_hold(repo.store, _blob_id(snap_id))
     if old is not None:
-        announce_retention(repo, "release", [bytes.fromhex(snap_id)])
+        _announce(repo, "release", [bytes.fromhex(snap_id)])
         append_audit(
             repo,
             "release",
             {"snapshot": snap_id, "until": old.until_iso, "was_active": old.active()},
         )
     return HoldResult("release", snap_id, old)
+
+
+def _announce(repo: Repository, kind: str, snapshot_ids: list[bytes], until: int = 0) -> None:
+    """A signed notice to our holders (``node.p2p.announce_retention``, imported here so
+    that the CLI does not load libp2p at start-up)."""
+    from node.p2p import announce_retention
+
+    announce_retention(repo, kind, snapshot_ids, until=until)
 
 
 def _blob_id(hex_id: str) -> BlobId:
