@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from node.p2p import DEFAULT_OWNER_LEASE, ForeignRetention, announce_retention
 from node.repo import (
     DEFAULT_REWRITE_BELOW,
     GcReport,
@@ -240,10 +241,6 @@ def run_gc(
     Raises:
         GcError: another gc is running, or a kept snapshot cannot be read.
     """
-    # node.p2p is imported here, not at the top: it loads libp2p (1 s, 50 MB), which
-    # every CLI command would pay for at start-up.
-    from node.p2p import DEFAULT_OWNER_LEASE, ForeignRetention
-
     lease = DEFAULT_OWNER_LEASE if owner_lease_s is None else owner_lease_s
     keep = ForeignRetention(repo, owner_lease_s=lease)
     report = collect_garbage(
@@ -331,10 +328,7 @@ def release_snapshot(repo: Repository, ref: str) -> HoldResult:
 
 
 def _announce(repo: Repository, kind: str, snapshot_ids: list[bytes], until: int = 0) -> None:
-    """A signed notice to our holders (``node.p2p.announce_retention``, imported here so
-    that the CLI does not load libp2p at start-up)."""
-    from node.p2p import announce_retention
-
+    """A signed notice to our holders (``node.p2p.announce_retention``)."""
     announce_retention(repo, kind, snapshot_ids, until=until)
 
 
