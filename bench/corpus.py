@@ -105,6 +105,19 @@ def tree_bytes(root: Path) -> tuple[int, int]:
     return files, size
 
 
+def byte_compile() -> None:
+    """Compile node/ and protocol/ to ``__pycache__`` (gitignored), as ``pip install`` does.
+
+    With ``PYTHONDONTWRITEBYTECODE`` set (as in this project's shells) a worktree's
+    modules were compiled from source on every command: about 0.1 CPU-s per run that an
+    installed node (the Docker image, any wheel install) never pays.
+    """
+    import compileall
+
+    for pkg in ("node", "protocol"):
+        compileall.compile_dir(str(REPO_ROOT / pkg), quiet=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="corpus scale (gen.py --scale)")

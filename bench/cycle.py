@@ -48,7 +48,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corpus import REPO_ROOT, ensure_corpus, scratch_dir, tree_bytes  # bench/corpus.py
+from corpus import (
+    REPO_ROOT,
+    byte_compile,
+    ensure_corpus,
+    scratch_dir,
+    tree_bytes,
+)  # bench/corpus.py
 
 TOOLS = ("restic", "borg", "shadowvault")
 STEPS = ("init", "backup1", "backup2", "restore", "check")
@@ -544,6 +550,7 @@ def main() -> int:
     if not Path("/usr/bin/time").exists() or shutil.which("rsync") is None:
         ap.error("needs /usr/bin/time and rsync: run bench/setup.sh")
 
+    byte_compile()  # time the node as installed, not a source tree compiled per command
     scratch = scratch_dir()
     corpus = ensure_corpus(args.scale)
     (n1, day1_bytes), (n2, day2_bytes) = tree_bytes(corpus / "day1"), tree_bytes(corpus / "day2")

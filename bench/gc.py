@@ -39,7 +39,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from corpus import MARKER, REPO_ROOT, corpus_dir, ensure_corpus, scratch_dir  # bench/corpus.py
+from corpus import (
+    MARKER,
+    REPO_ROOT,
+    byte_compile,
+    corpus_dir,
+    ensure_corpus,
+    scratch_dir,
+)  # bench/corpus.py
 from cycle import PASSWORD, StepResult, du_bytes, rsync, run_timed  # bench/cycle.py
 
 SHADOWVAULT = str(Path(sys.executable).with_name("shadowvault"))
@@ -240,19 +247,6 @@ def find_corpus(scale: float) -> Path:
         if (found / MARKER).exists():
             return found
         raise
-
-
-def byte_compile() -> None:
-    """Compile node/ and protocol/ to ``__pycache__`` (gitignored), as ``pip install`` does.
-
-    With ``PYTHONDONTWRITEBYTECODE`` set (as in this project's shells) a worktree's
-    modules were compiled from source on every command: about 0.1 CPU-s per run that an
-    installed node (the Docker image, any wheel install) never pays.
-    """
-    import compileall
-
-    for pkg in ("node", "protocol"):
-        compileall.compile_dir(str(REPO_ROOT / pkg), quiet=1)
 
 
 def _median_step(steps: list[StepResult]) -> dict[str, Any]:
