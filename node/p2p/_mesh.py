@@ -357,14 +357,7 @@ class Mesh:
         records += [r for r in self.state.records(local, self._pushed) if r.seq != ann.seq]
         self._pushed = max(r.seq for r in [*records, ann])
         log.info("announcing snapshot %s (seq %d)", snapshot_id.short, ann.seq)
-        async with trio.open_nursery() as nursery:
-            for rec in self.peers.all():
-                if rec.store_at:
-                    for record in records:
-                        nursery.start_soon(self._push, ID(rec.raw_id), record)
-            if self._gossip is not None:
-                for record in records:
-                    nursery.start_soon(self._gossip.publish, record)
+        await self._send_out(records)
         return ann
 
     async def push_new(self) -> int:
@@ -379,6 +372,11 @@ class Mesh:
         if not records:
             return 0
         self._pushed = max(self._pushed, records[-1].seq)
+        await self._send_out(records)
+        return len(records)
+
+    async def _send_out(self, records: list[OwnerRecord]) -> None:
+        """Push ``records`` to every store-at peer and publish them by gossip, at once."""
         async with trio.open_nursery() as nursery:
             for rec in self.peers.all():
                 if rec.store_at:
@@ -387,7 +385,6 @@ class Mesh:
             if self._gossip is not None:
                 for record in records:
                     nursery.start_soon(self._gossip.publish, record)
-        return len(records)
 
     async def _push(self, peer: ID, ann: OwnerRecord) -> None:
         try:
