@@ -253,6 +253,9 @@ def test_backup_interrupted_exits_130(node, small_tree, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=node.env(),
+        # A test run started in the background (a CI script's `cmd &`) ignores SIGINT, and
+        # children inherit that: give the CLI the disposition a terminal user's has.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 20
