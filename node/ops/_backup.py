@@ -21,8 +21,8 @@ import socket
 import stat
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -46,9 +46,8 @@ from node.repo import (
 from protocol import BlobId
 
 from ._archiver import ChunkPipeline, ChunkStats, store_tree
-
-_SMALL_FILE = 8 * 1024 * 1024
-"""Files up to this size are read in one call and chunked in memory (no copy)."""
+from ._largefiles import LARGE_FILE, LargeFiles
+from ._reading import FileChunks, FileSkipped, Prefetcher, read_into, read_xattrs
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,13 +112,32 @@ class BackupError(RepoError):
     """The backup could not start (a missing path, a bad pattern file)."""
 
 
+_MAX_PENDING_NODES = 50_000
+"""Directory entries the walk may hold while trees wait for chunks (~25 MB of nodes)."""
+
+
+@dataclass
+class _LargeFile:
+    """A file handed to the big-file thread, until its chunks are known."""
+
+    path: bytes
+    node: Node
+    done: Future[str | None]
+    is_new: bool
+
+
 @dataclass
 class _DirJob:
     node: Node
     children: list[Node]
     parent_node: Node | None
     ready_at: int
-    """Pipeline sequence number after which every child's chunks are known."""
+    """Pipeline sequence number after which every small child's chunks are known."""
+    large: list[_LargeFile]
+    """Children on the big-file thread: the tree waits for each to be done."""
+
+    def ready(self, completed: int) -> bool:
+        return self.ready_at <= completed and all(f.done.done() for f in self.large)
 
 
 def _stat_node(name: bytes, st: os.stat_result) -> Node:
@@ -136,22 +154,6 @@ def _stat_node(name: bytes, st: os.stat_result) -> Node:
     if not stat.S_ISDIR(st.st_mode) and st.st_nlink > 1:
         node.link_group = f"{st.st_dev}:{st.st_ino}".encode()
     return node
-
-
-def _read_xattrs(target: bytes | int) -> dict[bytes, bytes]:
-    """Extended attributes of a path (not followed) or an open file descriptor."""
-    follow = isinstance(target, int)  # an fd is the file itself; a path may be a link
-    try:
-        names = os.listxattr(target, follow_symlinks=follow)
-    except OSError:
-        return {}
-    out = {}
-    for name in names:
-        try:
-            out[name.encode()] = os.getxattr(target, name, follow_symlinks=follow)
-        except OSError:
-            continue
-    return out
 
 
 def _load_excludes(opts: BackupOptions) -> pathspec.GitIgnoreSpec | None:
@@ -178,19 +180,25 @@ class _Backup:
         repo: Repository,
         opts: BackupOptions,
         pipeline: ChunkPipeline,
+        large: LargeFiles,
         write_tree: Callable[[bytes], BlobId],
         progress: BackupProgress | None,
     ) -> None:
         self.repo = repo
         self.opts = opts
         self.pipeline = pipeline
+        self.large = large
+        self.large_pending: dict[int, _LargeFile] = {}
+        """Big files submitted, by id() of their node, until their directory takes them."""
         self.write_tree = write_tree
         self.progress = progress
         self.summary = BackupSummary()
         self.excludes = _load_excludes(opts)
         self.chunker = repo.new_chunker()
         self.pending_dirs: deque[_DirJob] = deque()
-        self.prefetch = _Prefetcher()
+        self.pending_nodes = 0
+        """Entries in ``pending_dirs``: bounded, so a slow big file cannot hold the walk."""
+        self.prefetch = Prefetcher()
         self.files_done = 0
         self._root_dev = 0
         self._root_path = b""
@@ -209,10 +217,40 @@ class _Backup:
             return {}  # a damaged parent only costs re-reading; check reports it
 
     def finish_ready_dirs(self) -> None:
-        while self.pending_dirs and self.pending_dirs[0].ready_at <= self.pipeline.completed:
-            self._finish_dir(self.pending_dirs.popleft())
+        """Store the tree of every walked directory whose children's chunks are known."""
+        while self.pending_dirs:
+            head = self.pending_dirs[0]
+            if not head.ready(self.pipeline.completed):
+                if self.pending_nodes <= _MAX_PENDING_NODES:
+                    return
+                # Far ahead of a big file: wait for it rather than hold the walk in memory.
+                for item in head.large:
+                    item.done.exception()
+                if head.ready_at > self.pipeline.completed:
+                    self.pipeline.flush()
+            self.pending_dirs.popleft()
+            self.pending_nodes -= len(head.children)
+            self._finish_dir(head)
+
+    def large_done(self, item: _LargeFile) -> bool:
+        """Take the outcome of a big file (done): False if it was skipped."""
+        try:
+            warning = item.done.result()
+        except FileSkipped as skip:
+            self.warn(item.path, str(skip))
+            if item.is_new:
+                self.summary.files_new -= 1
+            else:
+                self.summary.files_changed -= 1
+            return False
+        if warning is not None:
+            self.warn(item.path, warning)
+        return True
 
     def _finish_dir(self, job: _DirJob) -> None:
+        skipped = {id(f.node) for f in job.large if not self.large_done(f)}
+        if skipped:
+            job.children = [c for c in job.children if id(c) not in skipped]
         job.node.subtree = self.write_tree(encode_tree(job.children))
         old = job.parent_node
         if old is None or old.type != DIR:
@@ -238,7 +276,7 @@ class _Backup:
         if stat.S_ISREG(mode):
             self.file(path, node, st, old)  # reads xattrs itself, off this thread if it can
             return node
-        node.xattrs = _read_xattrs(path)
+        node.xattrs = read_xattrs(path)
         if stat.S_ISDIR(mode):
             node.type = DIR
             self.directory(path, node, st, old, rel)
@@ -272,8 +310,17 @@ class _Backup:
             node.xattrs = old.xattrs
             self.summary.files_unmodified += 1
         else:
-            self.read_file(path, node, st)
-            if old is None or old.type != FILE:
+            is_new = old is None or old.type != FILE
+            if st.st_size > LARGE_FILE:
+                done = self.large.submit(path, node, st)
+                self.large_pending[id(node)] = _LargeFile(path, node, done, is_new)
+            else:
+                chunks = FileChunks()
+                ahead = self.prefetch.take(path)
+                warning = read_into(path, node, st, self.pipeline, self.chunker, chunks, ahead)
+                if warning is not None:
+                    self.warn(path, warning)
+            if is_new:
                 self.summary.files_new += 1
             else:
                 self.summary.files_changed += 1
@@ -282,64 +329,6 @@ class _Backup:
             self.progress.file_done(
                 self.files_done, self.summary.bytes_processed, os.fsdecode(path)
             )
-
-    def read_file(self, path: bytes, node: Node, st: os.stat_result) -> None:
-        chunks: list[BlobId | None] = []
-
-        def slot() -> Callable[[BlobId], None]:
-            index = len(chunks)
-            chunks.append(None)
-
-            def fill(blob_id: BlobId) -> None:
-                chunks[index] = blob_id
-
-            return fill
-
-        # The reference is the walk's lstat (what the node records): a file changed or
-        # replaced between that and the end of the read shows in the fstat after it.
-        ahead = self.prefetch.take(path)
-        if ahead is not None:
-            data, after, node.xattrs = ahead.result()  # raises _Skip as below
-            size = len(data)
-            self.chunk_buffer(data, slot)
-        else:
-            fd = _open_regular(path)
-            try:
-                size = 0
-                if st.st_size <= _SMALL_FILE:
-                    data = _read_all(fd, st.st_size)
-                    size = len(data)
-                    self.chunk_buffer(data, slot)
-                else:
-                    with open(fd, "rb", buffering=0, closefd=False) as stream:
-                        for view in self.chunker.chunks_of_stream(stream):
-                            size += len(view)
-                            self.pipeline.add(view, slot(), copy=True)
-                after = _fstat_regular(fd)
-                node.xattrs = _read_xattrs(fd)
-            except OSError as exc:
-                raise _Skip(f"read failed: {exc.strerror}") from exc
-            finally:
-                os.close(fd)
-        if (
-            after.st_mtime_ns != st.st_mtime_ns
-            or after.st_size != st.st_size
-            or after.st_ino != st.st_ino
-            or size != st.st_size
-        ):
-            self.warn(path, "changed while it was read; the snapshot has the bytes read")
-            node.mtime_ns = after.st_mtime_ns
-        node.size = size
-        node.chunks = chunks  # type: ignore[assignment]  # filled in before the tree is made
-
-    def chunk_buffer(self, data: bytes, slot: Callable[[], Callable[[BlobId], None]]) -> None:
-        """Chunk a file read whole; the chunks are views, kept alive by the batches."""
-        if len(data) <= self.chunker.params.min_size:
-            if data:
-                self.pipeline.add(data, slot(), copy=False)
-            return
-        for view in self.chunker.chunks_of_buffer(data):
-            self.pipeline.add(view, slot(), copy=False)
 
     def directory(
         self, path: bytes, node: Node, st: os.stat_result, old: Node | None, rel: str
@@ -375,7 +364,7 @@ class _Backup:
                 (entry.path, child_st.st_size)
                 for entry, child_st, _ in listed
                 if stat.S_ISREG(child_st.st_mode)
-                and child_st.st_size <= _SMALL_FILE
+                and child_st.st_size <= LARGE_FILE
                 and not _unchanged(old_children.get(entry.name), child_st)
             )
             for entry, child_st, child_rel in listed:
@@ -383,12 +372,14 @@ class _Backup:
                     child = self.entry(
                         entry.path, entry.name, child_st, old_children.get(entry.name), child_rel
                     )
-                except _Skip as skip:
+                except FileSkipped as skip:
                     self.warn(entry.path, str(skip))
                     continue
                 if child is not None:
                     children.append(child)
-        self.pending_dirs.append(_DirJob(node, children, old, self.pipeline.pending_seq()))
+        large = [self.large_pending.pop(id(c)) for c in children if id(c) in self.large_pending]
+        self.pending_dirs.append(_DirJob(node, children, old, self.pipeline.pending_seq(), large))
+        self.pending_nodes += len(children)
         self.finish_ready_dirs()
 
     def top(self, path: Path, old: Node | None) -> Node | None:
@@ -401,14 +392,17 @@ class _Backup:
             return None
         self._root_dev = st.st_dev
         try:
-            return self.entry(raw, os.fsencode(path.name), st, old, "")
-        except _Skip as skip:
+            node = self.entry(raw, os.fsencode(path.name), st, old, "")
+        except FileSkipped as skip:
             self.warn(raw, str(skip))
             return None
-
-
-class _Skip(Exception):
-    """A file that cannot be backed up; the message becomes a warning."""
+        item = self.large_pending.pop(id(node), None)
+        if item is not None:
+            # A big file given by name: its node is only complete once its chunks are.
+            item.done.exception()
+            if not self.large_done(item):
+                return None
+        return node
 
 
 def _unchanged(old: Node | None, st: os.stat_result) -> bool:
@@ -421,103 +415,6 @@ def _unchanged(old: Node | None, st: os.stat_result) -> bool:
         and old.ctime_ns == st.st_ctime_ns
         and old.inode == st.st_ino
     )
-
-
-def _open_regular(path: bytes) -> int:
-    try:
-        # O_NONBLOCK: a file replaced by a FIFO since the walk's lstat must not hang the
-        # backup in open(); it is refused by the S_ISREG check after the read.
-        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as exc:
-        reason = "vanished" if isinstance(exc, FileNotFoundError) else str(exc.strerror)
-        raise _Skip(reason) from exc
-
-
-_Read = tuple[bytes, os.stat_result, dict[bytes, bytes]]
-
-
-def _fstat_regular(fd: int) -> os.stat_result:
-    after = os.fstat(fd)
-    if not stat.S_ISREG(after.st_mode):
-        raise _Skip("replaced by another kind of file while backing up")
-    return after
-
-
-def _read_small(path: bytes, size: int) -> _Read:
-    """Read a small file whole, then fstat it and read its xattrs (a read-ahead thread).
-
-    Few syscalls on purpose: each one hands the GIL back and waits to get it again.
-    """
-    fd = _open_regular(path)
-    try:
-        data = _read_all(fd, size)
-        return data, _fstat_regular(fd), _read_xattrs(fd)
-    except OSError as exc:
-        raise _Skip(f"read failed: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
-
-
-class _Prefetcher:
-    """Reads small files ahead of the walk on two threads.
-
-    ``os.read`` releases the GIL, so reading the next files overlaps with chunking,
-    hashing and sealing the current ones. At most ``budget`` bytes are read ahead.
-    """
-
-    def __init__(self, budget: int = 16 * 1024 * 1024) -> None:
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="sv-read")
-        self._budget = budget
-        self._queue: deque[tuple[bytes, int]] = deque()
-        self._ahead: dict[bytes, tuple[Future[_Read], int]] = {}
-        self._bytes = 0
-
-    def schedule(self, files: Iterable[tuple[bytes, int]]) -> None:
-        self._queue.extend(files)
-        self._pump()
-
-    def _pump(self) -> None:
-        while self._queue and (self._bytes < self._budget or not self._ahead):
-            path, size = self._queue.popleft()
-            self._ahead[path] = (self._pool.submit(_read_small, path, size), size)
-            self._bytes += size
-
-    def take(self, path: bytes) -> Future[_Read] | None:
-        """The read of ``path`` if it was scheduled (and is now in progress or done)."""
-        found = self._ahead.pop(path, None)
-        if found is None:
-            # Not started yet: drop it from the queue and let the caller read it.
-            if self._queue and self._queue[0][0] == path:
-                self._queue.popleft()
-            return None
-        self._bytes -= found[1]
-        self._pump()
-        return found[0]
-
-    def close(self) -> None:
-        self._queue.clear()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    """Read ``size`` bytes (the size fstat gave), fewer if the file shrank.
-
-    A file that grew meanwhile has a new mtime, which the caller's second fstat notices.
-    """
-    if size == 0:
-        return b""
-    data = os.read(fd, size)
-    if len(data) == size or not data:
-        return data
-    parts = [data]
-    got = len(data)
-    while got < size:
-        block = os.read(fd, size - got)
-        if not block:
-            break
-        parts.append(block)
-        got += len(block)
-    return b"".join(parts)
 
 
 @dataclass
@@ -622,8 +519,14 @@ def run_backup(
         if parent is not None and parent.id is not None and not writer.pin_snapshot(parent.id):
             parent = None
         pipeline = ChunkPipeline(repo, writer, level)
+        large = LargeFiles(repo, writer, level)
         run = _Backup(
-            repo, opts, pipeline, lambda pt: store_tree(repo, writer, pt, level, stats), progress
+            repo,
+            opts,
+            pipeline,
+            large,
+            lambda pt: store_tree(repo, writer, pt, level, stats),
+            progress,
         )
         root = _ChainDir(Node(name=b"", type=DIR))
         try:
@@ -637,16 +540,24 @@ def run_backup(
                 if top_node is not None:
                     holder.children[parts[-1]] = top_node
             pipeline.flush()
+            large.close()
             run.finish_ready_dirs()
             assert not run.pending_dirs
         finally:
             run.prefetch.close()
-            pipeline.finish()
+            try:
+                large.close()
+            finally:
+                pipeline.finish()
 
         root_tree = root.store(lambda plain: store_tree(repo, writer, plain, level, stats))
         summary = run.summary
-        summary.bytes_added = pipeline.stats.bytes_added + stats.bytes_added
-        summary.bytes_stored = pipeline.stats.bytes_stored + stats.bytes_stored
+        summary.bytes_added = (
+            pipeline.stats.bytes_added + large.stats.bytes_added + stats.bytes_added
+        )
+        summary.bytes_stored = (
+            pipeline.stats.bytes_stored + large.stats.bytes_stored + stats.bytes_stored
+        )
         # Every blob the snapshot names is durable before the record is written.
         writer.flush()
         summary.duration_s = round(time.monotonic() - started, 3)
