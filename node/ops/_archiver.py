@@ -91,16 +91,20 @@ class ChunkPipeline:
         """Every batch up to this number has been stored and its callbacks run."""
         self.stats = ChunkStats()
 
-    def add(self, data: memoryview | bytes, on_id: OnId, *, copy: bool) -> None:
+    def add(
+        self, data: memoryview | bytes, on_id: OnId, *, copy: bool, dedup: bytes | None = None
+    ) -> None:
         """Store one chunk (if new) and call ``on_id`` with its blob id, now or later.
 
         Args:
             data: the chunk's plaintext.
             on_id: called once with the blob id, in the order chunks were added.
             copy: True if ``data`` is only valid until the next chunk (stream chunking).
+            dedup: the chunk's dedup key (``Repository.dedup_key``) if computed already.
         """
         self.stats.chunks += 1
-        dedup = self._repo.dedup_key(data)
+        if dedup is None:
+            dedup = self._repo.dedup_key(data)
         waiting = self._queued.get(dedup)
         if waiting is not None:
             waiting.append(on_id)

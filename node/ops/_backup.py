@@ -198,7 +198,7 @@ class _Backup:
         self.pending_dirs: deque[_DirJob] = deque()
         self.pending_nodes = 0
         """Entries in ``pending_dirs``: bounded, so a slow big file cannot hold the walk."""
-        self.prefetch = Prefetcher()
+        self.prefetch = Prefetcher(self.chunker.params.min_size, repo.dedup_key)
         self.files_done = 0
         self._root_dev = 0
         self._root_path = b""

@@ -56,8 +56,11 @@ def open_regular(path: bytes) -> int:
         raise FileSkipped(reason) from exc
 
 
-Read = tuple[bytes, os.stat_result, dict[bytes, bytes]]
-"""A small file read whole: its bytes, its fstat after the read, its xattrs."""
+Read = tuple[bytes, os.stat_result, dict[bytes, bytes], bytes | None]
+"""A small file read whole: its bytes, its fstat after the read, its xattrs, and the
+dedup key of its bytes when they are one chunk and the reader was given the hash."""
+
+DedupHash = Callable[[bytes | memoryview], bytes]
 
 
 def _fstat_regular(fd: int) -> os.stat_result:
@@ -67,19 +70,26 @@ def _fstat_regular(fd: int) -> os.stat_result:
     return after
 
 
-def read_small(path: bytes, size: int) -> Read:
+def read_small(
+    path: bytes, size: int, one_chunk: int = 0, dedup_hash: DedupHash | None = None
+) -> Read:
     """Read a small file whole, then fstat it and read its xattrs.
 
-    Few syscalls on purpose: each one hands the GIL back and waits to get it again.
+    Few syscalls on purpose: each one hands the GIL back and waits to get it again. A
+    file of at most ``one_chunk`` bytes is one chunk: its dedup key is computed here
+    too, so that a read-ahead thread, not the walk, waits for the GIL after hashing.
     """
     fd = open_regular(path)
     try:
         data = _read_all(fd, size)
-        return data, _fstat_regular(fd), read_xattrs(fd)
+        after = _fstat_regular(fd)
+        xattrs = read_xattrs(fd)
     except OSError as exc:
         raise FileSkipped(f"read failed: {exc.strerror}") from exc
     finally:
         os.close(fd)
+    dedup = dedup_hash(data) if dedup_hash is not None and 0 < len(data) <= one_chunk else None
+    return data, after, xattrs, dedup
 
 
 def _read_all(fd: int, size: int) -> bytes:
@@ -164,11 +174,11 @@ def read_into(
     elif st.st_size <= SMALL_FILE:
         read = read_small(path, st.st_size)
     if read is not None:
-        data, after, node.xattrs = read
+        data, after, node.xattrs, dedup = read
         size = len(data)
         if len(data) <= chunker.params.min_size:
             if data:
-                pipeline.add(data, chunks.slot(), copy=False)
+                pipeline.add(data, chunks.slot(), copy=False, dedup=dedup)
         else:
             # Views into ``data``, kept alive by the batches that hold them.
             for view in chunker.chunks_of_buffer(data):
@@ -204,11 +214,16 @@ class Prefetcher:
     """Reads small files ahead of the walk on two threads.
 
     ``os.read`` releases the GIL, so reading the next files overlaps with chunking,
-    hashing and sealing the current ones. At most ``budget`` bytes are read ahead.
+    hashing and sealing the current ones. At most ``budget`` bytes are read ahead. Files
+    of at most ``one_chunk`` bytes come with their dedup key (``dedup_hash``).
     """
 
-    def __init__(self, budget: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self, one_chunk: int, dedup_hash: DedupHash, budget: int = 16 * 1024 * 1024
+    ) -> None:
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="sv-read")
+        self._one_chunk = one_chunk
+        self._dedup_hash = dedup_hash
         self._budget = budget
         self._queue: deque[tuple[bytes, int]] = deque()
         self._ahead: dict[bytes, tuple[Future[Read], int]] = {}
@@ -222,7 +237,8 @@ class Prefetcher:
     def _pump(self) -> None:
         while self._queue and (self._bytes < self._budget or not self._ahead):
             path, size = self._queue.popleft()
-            self._ahead[path] = (self._pool.submit(read_small, path, size), size)
+            read = self._pool.submit(read_small, path, size, self._one_chunk, self._dedup_hash)
+            self._ahead[path] = (read, size)
             self._bytes += size
 
     def take(self, path: bytes) -> Future[Read] | None:
