@@ -543,6 +543,9 @@ def run_backup(
             large.close()
             run.finish_ready_dirs()
             assert not run.pending_dirs
+        except BaseException:
+            large.abort()  # a cancel or Ctrl-C must not wait for every big file queued
+            raise
         finally:
             run.prefetch.close()
             try:

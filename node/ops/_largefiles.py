@@ -22,7 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from node.repo import BlobWriter, Node, Repository
 
 from ._archiver import ChunkPipeline, ChunkStats
-from ._reading import FileChunks, FileSkipped, read_into
+from ._reading import FileChunks, FileSkipped, Stopped, read_into
 
 LARGE_FILE = 1024 * 1024
 """Files above this size go to the big-file thread."""
@@ -45,6 +45,7 @@ class LargeFiles:
         self._waiting: set[Future[str | None]] = set()
         """Files read whose chunks are not all sealed yet (sv-large thread only)."""
         self._failed: BaseException | None = None
+        self._stop = threading.Event()
 
     @property
     def stats(self) -> ChunkStats:
@@ -75,12 +76,12 @@ class LargeFiles:
             self._waiting.discard(done)
             done.set_result(warning[0])
 
-        chunks = FileChunks(complete)
+        chunks = FileChunks(complete, self._stop)
         self._waiting.add(done)
         try:
             try:
                 warning[0] = read_into(path, node, st, self._pipeline, self._chunker, chunks)
-            except FileSkipped as exc:
+            except (FileSkipped, Stopped) as exc:
                 # Its chunks sealed so far are garbage for gc; ``complete`` never runs.
                 self._waiting.discard(done)
                 done.set_exception(exc)
@@ -104,3 +105,9 @@ class LargeFiles:
             self._thread.shutdown(wait=True)
         finally:
             self._pipeline.finish()
+
+    def abort(self) -> None:
+        """Stop soon (the backup failed or was cancelled): drop queued files and end the
+        one being read at its next chunk. ``close`` still follows."""
+        self._stop.set()
+        self._thread.shutdown(wait=True, cancel_futures=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -113,21 +114,33 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
+class Stopped(Exception):
+    """The backup is being aborted: stop reading this file."""
+
+
 class FileChunks:
     """The chunk ids of one file, filled in as its pipeline learns them.
 
     ``on_complete`` (if given) is called once every slot is filled and ``close`` has
-    been called, on the thread that runs the pipeline's callbacks.
+    been called, on the thread that runs the pipeline's callbacks. Once ``stop`` is set,
+    reserving a slot raises Stopped, which ends the read of the file at its next chunk.
     """
 
-    def __init__(self, on_complete: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        on_complete: Callable[[], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
         self.ids: list[BlobId | None] = []
         self._missing = 0
         self._closed = False
         self._on_complete = on_complete
+        self._stop = stop
 
     def slot(self) -> Callable[[BlobId], None]:
         """Reserve the next chunk's place; the returned function fills it."""
+        if self._stop is not None and self._stop.is_set():
+            raise Stopped
         index = len(self.ids)
         self.ids.append(None)
         self._missing += 1

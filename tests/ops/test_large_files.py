@@ -11,9 +11,12 @@ import random
 import threading
 from pathlib import Path
 
+import pytest
+
 from node.ops import BackupOptions, BackupSummary, RestoreOptions, run_backup, run_restore
 from node.ops._largefiles import LARGE_FILE
 from node.repo import (
+    ChunkerParams,
     HomePaths,
     StoreFull,
     check_store,
@@ -153,3 +156,34 @@ def test_walk_waits_for_big_files_when_far_ahead(tmp_path: Path, repo, monkeypat
     assert summary.warnings == [] and summary.files_new == 58
     restore_latest(repo, tmp_path / "r")
     assert tree_state(tmp_path / "r" / str(src).lstrip("/")) == tree_state(src)
+
+
+def test_cancelled_backup_does_not_read_the_big_files_queued(tmp_path: Path) -> None:
+    from node.ops import Cancelled
+
+    repo = make_repo(tmp_path / "home", ChunkerParams())  # 1 MiB chunks: a few per file
+    src = tmp_path / "src"
+    bigs = [src / f"big{i}.bin" for i in range(6)]
+    for i, big in enumerate(bigs):
+        write(big, noise(40 + i, 16 * 1024 * 1024))
+
+    class CancelAtLast:
+        """Cancels when the walk hands over the last big file: five are queued then."""
+
+        def file_done(self, files: int, bytes_done: int, path: str) -> None:
+            if path.endswith("big5.bin"):
+                raise Cancelled
+
+    with pytest.raises(Cancelled):
+        run_backup(repo, BackupOptions(paths=[src]), CancelAtLast())
+    assert list_snapshots(repo) == []
+    # The thread was on the first file or two (each takes it tens of ms; the walk queued
+    # all six in microseconds): the last ones were dropped, not read.
+    chunker = repo.new_chunker()
+    for big in bigs[-2:]:
+        data = big.read_bytes()
+        keys = [repo.dedup_key(c) for c in chunker.chunks_of_buffer(data)]
+        assert [k for k in keys if repo.store.lookup_dedup(k) is not None] == []
+    report = check_store(repo, read_data=True)
+    assert report.ok, [str(p) for p in report.problems]
+    repo.close()
