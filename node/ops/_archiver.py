@@ -70,15 +70,23 @@ class ChunkPipeline:
     """Deduplicate, seal and store data chunks; report each chunk's blob id by callback.
 
     Ownership: created and used by one thread; ``finish`` must be called (it waits for
-    every batch and closes the pool) even on error.
+    every batch and closes the pool, unless the pool was given) even on error. Two
+    pipelines may share one sealing pool (``pool``): fewer threads wait for the GIL.
     """
 
-    def __init__(self, repo: Repository, writer: BlobWriter, level: int) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        writer: BlobWriter,
+        level: int,
+        pool: ThreadPoolExecutor | None = None,
+    ) -> None:
         self._repo = repo
         self._writer = writer
         self._level = level
         self._key = repo.keys.data
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="sv-seal")
+        self._own_pool = pool is None
+        self._pool = pool or new_seal_pool()
         self._inflight: deque[tuple[Future[_Stored], list[list[OnId]]]] = deque()
         self._batch: list[tuple[bytes, memoryview | bytes]] = []
         self._batch_waiters: list[list[OnId]] = []
@@ -158,7 +166,13 @@ class ChunkPipeline:
         try:
             self.flush()
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            if self._own_pool:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def new_seal_pool() -> ThreadPoolExecutor:
+    """The threads that compress, encrypt and append batches (two: one per core)."""
+    return ThreadPoolExecutor(2, thread_name_prefix="sv-seal")
 
 
 def store_tree(

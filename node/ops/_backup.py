@@ -45,7 +45,7 @@ from node.repo import (
 )
 from protocol import BlobId
 
-from ._archiver import ChunkPipeline, ChunkStats, store_tree
+from ._archiver import ChunkPipeline, ChunkStats, new_seal_pool, store_tree
 from ._largefiles import LARGE_FILE, LargeFiles
 from ._reading import FileChunks, FileSkipped, Prefetcher, read_into, read_xattrs
 
@@ -518,8 +518,9 @@ def run_backup(
         # it already, back up without one.
         if parent is not None and parent.id is not None and not writer.pin_snapshot(parent.id):
             parent = None
-        pipeline = ChunkPipeline(repo, writer, level)
-        large = LargeFiles(repo, writer, level)
+        seal_pool = new_seal_pool()  # shared by the walk's pipeline and the big files'
+        pipeline = ChunkPipeline(repo, writer, level, seal_pool)
+        large = LargeFiles(repo, writer, level, seal_pool)
         run = _Backup(
             repo,
             opts,
@@ -551,7 +552,10 @@ def run_backup(
             try:
                 large.close()
             finally:
-                pipeline.finish()
+                try:
+                    pipeline.finish()
+                finally:
+                    seal_pool.shutdown(wait=True, cancel_futures=True)
 
         root_tree = root.store(lambda plain: store_tree(repo, writer, plain, level, stats))
         summary = run.summary

@@ -35,9 +35,11 @@ class LargeFiles:
     runs on the ``sv-large`` thread. ``close`` must be called, even on error.
     """
 
-    def __init__(self, repo: Repository, writer: BlobWriter, level: int) -> None:
+    def __init__(
+        self, repo: Repository, writer: BlobWriter, level: int, pool: ThreadPoolExecutor
+    ) -> None:
         self._chunker = repo.new_chunker()
-        self._pipeline = ChunkPipeline(repo, writer, level)
+        self._pipeline = ChunkPipeline(repo, writer, level, pool)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sv-large")
         self._lock = threading.Lock()
         self._queued = 0
