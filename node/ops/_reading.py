@@ -167,13 +167,13 @@ def read_into(
     pipeline: ChunkPipeline,
     chunker: Chunker,
     chunks: FileChunks,
-    ahead: Future[Read] | None = None,
+    ahead: Read | None = None,
 ) -> str | None:
     """Read a regular file into ``pipeline``; set the node's size, xattrs and chunks.
 
     ``st`` is the walk's lstat, what the node records: a file changed or replaced between
-    that and the end of the read shows in the fstat after it. ``ahead`` is the file's
-    read-ahead, if one was started.
+    that and the end of the read shows in the fstat after it. ``ahead`` is the file
+    as read ahead, if it was.
 
     Returns:
         A warning if the file changed while it was read (the node has the bytes read).
@@ -181,10 +181,8 @@ def read_into(
     Raises:
         FileSkipped: the file vanished, could not be read, or is no longer a regular file.
     """
-    read: Read | None = None
-    if ahead is not None:
-        read = ahead.result()  # raises FileSkipped as read_small does
-    elif st.st_size <= SMALL_FILE:
+    read = ahead
+    if read is None and st.st_size <= SMALL_FILE:
         read = read_small(path, st.st_size)
     if read is not None:
         data, after, node.xattrs, dedup = read
@@ -223,23 +221,45 @@ def read_into(
     return None
 
 
+_Batch = dict[bytes, "Read | FileSkipped"]
+
+
+def _read_batch(files: list[tuple[bytes, int]], one_chunk: int, dedup_hash: DedupHash) -> _Batch:
+    out: _Batch = {}
+    for path, size in files:
+        try:
+            out[path] = read_small(path, size, one_chunk, dedup_hash)
+        except FileSkipped as exc:
+            out[path] = exc
+    return out
+
+
 class Prefetcher:
     """Reads small files ahead of the walk on two threads.
 
     ``os.read`` releases the GIL, so reading the next files overlaps with chunking,
     hashing and sealing the current ones. At most ``budget`` bytes are read ahead. Files
-    of at most ``one_chunk`` bytes come with their dedup key (``dedup_hash``).
+    of at most ``one_chunk`` bytes come with their dedup key (``dedup_hash``). Files go
+    to the threads in groups (up to ``group_files`` files or ``group_bytes`` bytes): one
+    task per file cost the walk a submit, a future and a wake-up per file.
     """
 
     def __init__(
-        self, one_chunk: int, dedup_hash: DedupHash, budget: int = 16 * 1024 * 1024
+        self,
+        one_chunk: int,
+        dedup_hash: DedupHash,
+        budget: int = 16 * 1024 * 1024,
+        group_files: int = 16,
+        group_bytes: int = 1024 * 1024,
     ) -> None:
         self._pool = ThreadPoolExecutor(2, thread_name_prefix="sv-read")
         self._one_chunk = one_chunk
         self._dedup_hash = dedup_hash
         self._budget = budget
+        self._group_files = group_files
+        self._group_bytes = group_bytes
         self._queue: deque[tuple[bytes, int]] = deque()
-        self._ahead: dict[bytes, tuple[Future[Read], int]] = {}
+        self._ahead: dict[bytes, tuple[Future[_Batch], int]] = {}
         self._bytes = 0
 
     def schedule(self, files: Iterable[tuple[bytes, int]]) -> None:
@@ -249,13 +269,26 @@ class Prefetcher:
 
     def _pump(self) -> None:
         while self._queue and (self._bytes < self._budget or not self._ahead):
-            path, size = self._queue.popleft()
-            read = self._pool.submit(read_small, path, size, self._one_chunk, self._dedup_hash)
-            self._ahead[path] = (read, size)
-            self._bytes += size
+            group: list[tuple[bytes, int]] = []
+            group_bytes = 0
+            while self._queue and len(group) < self._group_files:
+                path, size = self._queue[0]
+                if group and group_bytes + size > self._group_bytes:
+                    break
+                self._queue.popleft()
+                group.append((path, size))
+                group_bytes += size
+            read = self._pool.submit(_read_batch, group, self._one_chunk, self._dedup_hash)
+            for path, size in group:
+                self._ahead[path] = (read, size)
+            self._bytes += group_bytes
 
-    def take(self, path: bytes) -> Future[Read] | None:
-        """The read of ``path`` if it was scheduled (and is now in progress or done)."""
+    def take(self, path: bytes) -> Read | None:
+        """The read of ``path`` if it was scheduled (waits for it); None if it was not.
+
+        Raises:
+            FileSkipped: the read-ahead could not read it.
+        """
         found = self._ahead.pop(path, None)
         if found is None:
             # Not started yet: drop it from the queue and let the caller read it.
@@ -264,7 +297,10 @@ class Prefetcher:
             return None
         self._bytes -= found[1]
         self._pump()
-        return found[0]
+        result = found[0].result().pop(path)
+        if isinstance(result, FileSkipped):
+            raise result
+        return result
 
     def close(self) -> None:
         """Stop reading ahead; waits for reads in progress."""
