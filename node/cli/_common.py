@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from node.config import load_config
 from node.ops import LocalControl
 from node.repo import HomePaths, Repository, open_repository, resolve_home
 
@@ -76,6 +75,8 @@ def control(home: Path | None, password_file: Path | None) -> Iterator[Control]:
 def _owner_lease(paths: HomePaths) -> float:
     """The config's ``gc.owner_lease`` (seconds); an invalid config is an error, never
     a silent default: the lease decides when other owners' data may be deleted."""
+    from node.config import load_config  # the model and YAML: only forget and gc need them
+
     return float(load_config(paths.config, env=os.environ).config.gc.owner_lease.seconds)
 
 
