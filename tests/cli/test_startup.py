@@ -174,5 +174,40 @@ def test_forget_and_gc_load_retention_only(populated_copy: Any, tmp_path: Path) 
     loaded = _run_loaded(populated_copy.node, args, tmp_path)
     assert "node.ops._retention" in loaded and "node.repo._gc" in loaded  # it did run
     wrong = [m for m in _matching(loaded, _ONLY_FOR) if "forget" not in _ONLY_FOR[m]]
-    wrong += _matching(loaded, [*_HEAVY, "rich", "httpx", "node.p2p._host"])
+    # no other owner's data here: the lease decides nothing, so the config is not read
+    wrong += _matching(loaded, [*_HEAVY, "rich", "httpx", "node.p2p._host", "yaml"])
+    wrong += _matching(loaded, ["node.config._model", "node.config._load"])
     assert wrong == [], f"`forget --prune` loads {wrong}"
+
+
+def _hold_for_another_owner(node: Any) -> None:
+    """Store one FOREIGN blob held for another owner (as a holder's replication does)."""
+    import os
+
+    from conftest import PASSPHRASE
+
+    from node.p2p import MeshState
+    from node.repo import BlobKind, HomePaths, open_repository
+    from protocol import peer_id_from_public
+
+    repo = open_repository(HomePaths(node.home), PASSPHRASE)
+    try:
+        with repo.store.writer() as w:
+            blob = w.put(os.urandom(300), BlobKind.FOREIGN, 0)
+            w.flush()
+        MeshState(repo.store).record_held(peer_id_from_public(os.urandom(32)), [(blob, 300)])
+    finally:
+        repo.close()
+
+
+@pytest.mark.parametrize("command", [["gc"], ["forget", "--keep-last", "1", "--prune"]])
+def test_an_invalid_config_stops_gc_when_it_holds_other_owners_data(
+    populated_copy: Any, command: list[str]
+) -> None:
+    # The lease (gc.owner_lease) decides when other owners' data may go: with such data
+    # here, a config that does not load is an error, never a silent default.
+    node = populated_copy.node
+    _hold_for_another_owner(node)
+    (node.home / "config.yaml").write_text("gc:\n  owner_lease: soon\n")
+    result = node.run(*command, expect=1)
+    assert "gc.owner_lease" in result.stderr
