@@ -26,7 +26,7 @@ import typer.core
 import typer.main
 from typer.testing import CliRunner
 
-from node.cli._commands import COMMANDS, Entry, build_app, selected_command
+from node.cli._commands import COMMANDS, Entry, LoadAll, build_app, selected_command
 
 _HEAVY = ("libp2p", "fastapi", "hypercorn", "starlette", "trio", "node.daemon")
 
@@ -105,6 +105,13 @@ def test_help_lists_the_commands_as_the_real_ones_do() -> None:
         real = runner.invoke(build_app(stand_ins=False), argv, env=env)
         assert (stand_in.exit_code, stand_in.output) == (real.exit_code, real.output), argv
     assert "peers" in runner.invoke(build_app(), ["--help"], env=env).output
+
+
+def test_a_stand_in_that_runs_asks_for_every_command() -> None:
+    # main() then builds the whole app and runs argv again (`shadowvault -- gc` is one
+    # way to reach a stand-in if the selection did not know `--`).
+    result = CliRunner().invoke(build_app(), ["snapshots", "--json"])
+    assert isinstance(result.exception, LoadAll)
 
 
 @pytest.mark.parametrize(
