@@ -191,13 +191,11 @@ def _hold_for_another_owner(node: Any) -> None:
     """Store one FOREIGN blob held for another owner (as a holder's replication does)."""
     import os
 
-    from conftest import PASSPHRASE
-
     from node.p2p import MeshState
     from node.repo import BlobKind, HomePaths, open_repository
     from protocol import peer_id_from_public
 
-    repo = open_repository(HomePaths(node.home), PASSPHRASE)
+    repo = open_repository(HomePaths(node.home), node.passphrase)
     try:
         with repo.store.writer() as w:
             blob = w.put(os.urandom(300), BlobKind.FOREIGN, 0)
