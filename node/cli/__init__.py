@@ -2,62 +2,31 @@
 
 Exit codes are the same for every command (see ``_errors``): 0 ok, 1 error, 2 usage,
 3 backup with warnings, 130 interrupted.
+
+A run imports only the command it invokes (``_commands``: the table of every command,
+its module and its summary); ``app`` is the whole command line, built on first use.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import TYPE_CHECKING
 
-import typer
+from ._commands import LoadAll, build_app, selected_command
 
-from ._cmd_backup import backup
-from ._cmd_browse import diff, dump, find, ls, snapshots
-from ._cmd_check import check, stats
-from ._cmd_config import config_app
-from ._cmd_drill import drill_app
-from ._cmd_init import init, key_app
-from ._cmd_jobs import jobs
-from ._cmd_mesh import id_, peers_app, status
-from ._cmd_node import node_app
-from ._cmd_recover import recover
-from ._cmd_repair import repair_app
-from ._cmd_restore import restore
-from ._cmd_retention import audit_app, forget, gc, hold, holds
-from ._cmd_token import token_app
+if TYPE_CHECKING:
+    import typer
 
-app = typer.Typer(
-    name="shadowvault",
-    help="ShadowVault: encrypted, deduplicated backups, kept by the peers you choose.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.command()(init)
-app.add_typer(key_app, name="key")
-app.add_typer(config_app, name="config")
-app.add_typer(node_app, name="node")
-app.add_typer(repair_app, name="repair")
-app.add_typer(token_app, name="token")
-app.add_typer(drill_app, name="drill")
-app.command()(backup)
-app.command()(restore)
-app.command()(snapshots)
-app.command()(ls)
-app.command()(find)
-app.command()(dump)
-app.command()(diff)
-app.command()(check)
-app.command()(stats)
-app.command()(forget)
-app.command()(gc)
-app.command()(hold)
-app.command()(holds)
-app.add_typer(audit_app, name="audit")
-app.command()(jobs)
-app.command("id")(id_)
-app.add_typer(peers_app, name="peers")
-app.command()(status)
-app.command()(recover)
+    app: typer.Typer
+
+
+def __getattr__(name: str) -> object:
+    if name != "app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = build_app(stand_ins=False)
+    globals()[name] = value
+    return value
 
 
 def _limit_malloc_arenas() -> None:
@@ -79,7 +48,14 @@ def main() -> None:
     # that release the GIL; with the default 5 ms switch interval each of them waited up
     # to 5 ms to get it back after every syscall. 1 ms: backup 17 % faster, measured.
     sys.setswitchinterval(0.001)
-    app()
+    # pydantic looks for plugins in the entry points of every installed distribution
+    # the first time it builds a validator: 0.1 s per command (importtime + cProfile),
+    # for plugins this node never uses. A value set by the user wins.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    try:
+        build_app(selected_command(sys.argv[1:]))()
+    except LoadAll:  # a stand-in ran: argv named a command in a way not foreseen
+        build_app(stand_ins=False)()
 
 
 __all__ = ["app", "main"]

@@ -6,9 +6,8 @@ from types import SimpleNamespace
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
-from node.ops import CheckRequest, LocalControl
+from node.ops import LocalControl
 
 from ._common import (
     HomeOpt,
@@ -44,6 +43,10 @@ def check(
 
     Exit codes: 0 no problems; 1 problems found (each listed with blob, pack and cause).
     """
+    from pydantic import ValidationError  # here, not above: `stats` sends no request
+
+    from node.ops import CheckRequest
+
     with user_errors():
         try:
             request = CheckRequest(

@@ -12,7 +12,6 @@ import typer
 
 from config import example_config_text
 from node.config import load_config
-from node.ops import record_key_change
 from node.repo import (
     ChunkerParams,
     HomeError,
@@ -138,6 +137,8 @@ def passwd(
 
     Exit codes: 0 changed; 1 wrong current passphrase or no new one (nothing changed).
     """
+    from node.ops import record_key_change  # retention and the mesh's state: only here
+
     with user_errors():
         paths = resolve_home(home)
         old = get_passphrase(password_file, paths)

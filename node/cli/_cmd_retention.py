@@ -6,12 +6,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
-
-from node.ops import ForgetRequest, GcRequest, HoldRequest, parse_span, parse_until
 
 from ._common import HomeOpt, JsonOpt, PasswordFileOpt, control, human_bytes, print_json
 from ._errors import EXIT_ERROR, EXIT_USAGE, CliError, user_errors, validation_message
+
+# The requests (pydantic) and the retention operations are imported by the commands that
+# use them: `holds` and `audit` start without building pydantic's model machinery.
 
 
 def _count(name: str, text: str | None) -> int:
@@ -98,6 +98,10 @@ def forget(
 
     Exit codes: 0 done; 1 error (nothing removed); 2 bad or empty policy.
     """
+    from pydantic import ValidationError
+
+    from node.ops import ForgetRequest
+
     with user_errors():
         try:
             request = ForgetRequest(
@@ -152,6 +156,10 @@ def gc(
     Safe beside running backups (their blobs are pinned). Exit codes: 0 done; 1 error
     (a kept snapshot cannot be read: nothing was deleted); 2 bad --grace.
     """
+    from pydantic import ValidationError
+
+    from node.ops import GcRequest
+
     with user_errors():
         try:
             request = GcRequest(dry_run=dry_run, grace=grace)
@@ -181,6 +189,8 @@ def hold(
 
     Exit codes: 0 done; 1 unknown snapshot or a shorter hold; 2 bad usage.
     """
+    from node.ops import HoldRequest, parse_until
+
     with user_errors():
         if release == (until is not None):
             raise CliError("give either --until DATE or --release", EXIT_USAGE)
@@ -257,6 +267,8 @@ def audit(
 
 def _since(text: str) -> int:
     """A date/date-time, or a span back from now (7d)."""
+    from node.ops import parse_span, parse_until
+
     try:
         return int((dt.datetime.now(dt.UTC).timestamp() - parse_span(text)) * 1e9)
     except ValueError:

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import typer
 
-from node.config import load_config
 from node.ops import LocalControl
 from node.repo import HomePaths, Repository, open_repository, resolve_home
 
@@ -70,12 +69,24 @@ def control(home: Path | None, password_file: Path | None) -> Iterator[Control]:
             remote.close()
         return
     with opened(home, password_file) as repo:
-        yield LocalControl(repo, owner_lease=partial(_owner_lease, paths))
+        yield LocalControl(repo, owner_lease=partial(_owner_lease, paths, repo))
 
 
-def _owner_lease(paths: HomePaths) -> float:
+def _owner_lease(paths: HomePaths, repo: Repository) -> float | None:
     """The config's ``gc.owner_lease`` (seconds); an invalid config is an error, never
-    a silent default: the lease decides when other owners' data may be deleted."""
+    a silent default: the lease decides when other owners' data may be deleted.
+
+    None (the default, unused) when no other owner's data is here: then the lease
+    decides nothing, and reading the config (pydantic models, PyYAML) was a tenth of
+    `forget --prune`. No owner can appear meanwhile: this process holds the store (with
+    a daemon running, the command goes through it and the daemon's config is used).
+    """
+    from node.p2p import other_owners
+
+    if not other_owners(repo):
+        return None
+    from node.config import load_config  # the model and YAML: only here
+
     return float(load_config(paths.config, env=os.environ).config.gc.owner_lease.seconds)
 
 

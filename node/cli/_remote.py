@@ -16,21 +16,22 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from node.ops import (
-    BackupRequest,
-    Cancelled,
-    CheckRequest,
-    DrillRequest,
-    ForgetRequest,
-    GcRequest,
-    HoldRequest,
-    Progress,
-    RestoreRequest,
-)
+from node.ops import Cancelled
 from node.repo import HomePaths, RepoError
 
 if TYPE_CHECKING:
     import httpx
+
+    from node.ops import (
+        BackupRequest,
+        CheckRequest,
+        DrillRequest,
+        ForgetRequest,
+        GcRequest,
+        HoldRequest,
+        Progress,
+        RestoreRequest,
+    )
 
 DAEMON_FILE = "daemon.json"
 TOKEN_FILE = "api.token"  # noqa: S105 - a file name

@@ -13,14 +13,14 @@ import ipaddress
 import socket
 from collections.abc import Mapping, Sequence
 
-import psutil  # type: ignore[import-untyped]
-
 _WILDCARDS = {"ip4": "0.0.0.0", "ip6": "::"}  # noqa: S104 (recognised, not bound)
 
 
 def interface_addresses() -> dict[str, list[str]]:
     """This machine's interface addresses by family (``ip4``, ``ip6``), routable ones
     first and loopback last; IPv6 link-local ones are left out (they need a zone)."""
+    import psutil  # type: ignore[import-untyped]  # 20 ms: only `id` and the daemon ask
+
     out: dict[str, list[str]] = {"ip4": [], "ip6": []}
     for addrs in psutil.net_if_addrs().values():
         for a in addrs:

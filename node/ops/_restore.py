@@ -23,10 +23,9 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import blake3
-import pathspec
 
 from node.repo import (
     DIR,
@@ -40,6 +39,9 @@ from node.repo import (
     load_tree,
 )
 from protocol import BlobId
+
+if TYPE_CHECKING:
+    import pathspec
 
 WRITERS = 2
 """Files written at once."""
@@ -131,7 +133,11 @@ class _DirHandle:
 
 def _matcher(patterns: Sequence[str]) -> pathspec.GitIgnoreSpec | None:
     lines = [p for p in patterns if p.strip()]
-    return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+    if not lines:
+        return None
+    import pathspec  # 15-20 ms to import: only a restore with --include/--exclude needs it
+
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 class _Restorer:

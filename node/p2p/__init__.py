@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from ._retain import ForeignReport as ForeignReport
     from ._retain import ForeignRetention as ForeignRetention
     from ._retain import OwnerView as OwnerView
+    from ._retain import other_owners as other_owners
     from ._retain import owner_view as owner_view
     from ._server import BlobSource as BlobSource
     from ._server import ReplayCache as ReplayCache
@@ -100,6 +101,7 @@ _HOME = {
     "ForeignReport": "_retain",
     "ForeignRetention": "_retain",
     "OwnerView": "_retain",
+    "other_owners": "_retain",
     "owner_view": "_retain",
     "BlobSource": "_server",
     "ReplayCache": "_server",
@@ -152,6 +154,7 @@ __all__ = [
     "missing_blobs",
     "open_host",
     "open_mesh",
+    "other_owners",
     "owner_view",
     "peer_change",
     "record_notices",

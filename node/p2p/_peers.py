@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import msgpack
-import multiaddr  # type: ignore[import-untyped]
 
 from protocol import PEER_ID_SIZE, parse_peer_id, peer_id_text
 
@@ -199,6 +198,8 @@ class PeerBook:
 
 def strip_p2p(addr: str) -> str:
     """``/ip4/1.2.3.4/tcp/5/p2p/<id>`` -> ``/ip4/1.2.3.4/tcp/5`` (validates the address)."""
+    import multiaddr  # type: ignore[import-untyped]  # 12 ms; retention uses this module without it
+
     ma = multiaddr.Multiaddr(addr)
     try:
         return str(ma.decapsulate(multiaddr.Multiaddr(f"/p2p/{ma.value_for_protocol('p2p')}")))

@@ -129,6 +129,19 @@ class ForeignReport:
         }
 
 
+def other_owners(repo: Repository) -> list[bytes]:
+    """The owners (raw peer ids) this node may keep data for: each one with a stream or
+    a held blob here, this node left out. These are what ``ForeignRetention`` decides
+    about; with none, the lease decides nothing."""
+    return _other_owners(
+        MeshState(repo.store), peer_id_from_public(bytes(repo.identity.verify_key))
+    )
+
+
+def _other_owners(state: MeshState, local: bytes) -> list[bytes]:
+    return [o for o in dict.fromkeys(state.owners() + state.held_owners()) if o != local]
+
+
 class ForeignRetention:
     """gc's roots for other owners' data; see the module docstring.
 
@@ -163,11 +176,7 @@ class ForeignRetention:
             self._state.drop_held(owner, list(map(bytes, gone)))
 
     def _plan(self, now: float) -> set[bytes]:
-        owners = [
-            o
-            for o in dict.fromkeys(self._state.owners() + self._state.held_owners())
-            if o != self._local
-        ]
+        owners = _other_owners(self._state, self._local)
         self.report.owners = len(owners)
         collectable: set[bytes] = set()
         kept_manifests: list[BlobId] = []

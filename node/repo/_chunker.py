@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import pyfastcdc
-
 KiB = 1024
 MiB = 1024 * KiB
 
@@ -50,6 +48,10 @@ class Chunker:
     """
 
     def __init__(self, params: ChunkerParams, seed: int) -> None:
+        # Imported here: 25 ms and 27 modules that only backup needs, and every command
+        # opens a repository (which imports this module for ChunkerParams).
+        import pyfastcdc
+
         params.validate()
         self.params = params
         self._cdc = pyfastcdc.FastCDC(

@@ -7,8 +7,10 @@ blob they reach goes into the mark set (``_marks``): a Python set up to 65 536 i
 then a temporary LevelDB beside the store (``gc-mark/``), so memory stays flat in the
 number of blobs, and LevelDB keeps the spilled keys sorted, which the sweep uses. A
 tree already marked is not read again (subtrees shared between snapshots are walked
-once). A tree that cannot be read stops gc before it deletes anything: what that tree
-references is unknown, so nothing may go.
+once). Trees are read breadth first, 256 at a time, each batch announced to the kernel
+first (``Store.prefetch``): from a cold page cache one read after another was half of
+gc's time on the 1 GiB corpus. A tree that cannot be read stops gc before it deletes
+anything: what that tree references is unknown, so nothing may go.
 
 Sweep. The blob index is read in id order and each record asked of the mark set (a set
 look-up, or a merge with the spilled keys: no random look-ups). Unmarked blobs
@@ -34,6 +36,7 @@ every moment.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import struct
@@ -63,6 +66,8 @@ DEFAULT_REWRITE_BELOW = 0.5
 """Rewrite a pack when less than half of its bytes are live: each rewrite then frees at
 least as much as it copies."""
 _SWEEP_BATCH = 4_096
+# trees whose reads are announced together; enough to keep the disk's queue full
+_PREFETCH = 256
 _MOVE_BATCH = 16_384
 """Blobs copied between two fdatasync + index commits during compaction."""
 _IOV_MAX = 512
@@ -216,24 +221,39 @@ def _mark(
                 f"snapshot {snap_id.short} cannot be read ({exc}); gc deleted nothing. "
                 "Run `shadowvault check` and repair the store first"
             ) from exc
-        stack = [snap.tree]
-        while stack:
-            tree_id = stack.pop()
-            if marks.seen(tree_id):
-                continue
-            marks.add(tree_id)
-            try:
-                chunks, subtrees = _tree_refs(repo, tree_id)
-            except RepoError as exc:
-                raise GcError(
-                    f"tree {tree_id.short} of snapshot {snap_id.short} cannot be read ({exc}); "
-                    "gc deleted nothing. Run `shadowvault check` and repair the store first"
-                ) from exc
-            marks.update(chunks)
-            stack.extend(subtrees)
+        # Breadth first, _PREFETCH trees at a time: their locations are looked up and
+        # announced to the kernel together (``Store.prefetch``), so that from a cold page
+        # cache the disk serves them in parallel instead of one read after another.
+        queue = collections.deque([snap.tree])
+        while queue:
+            batch: list[tuple[BlobId, ix.BlobLocation | None]] = []
+            while queue and len(batch) < _PREFETCH:
+                tree_id = queue.popleft()
+                if marks.seen(tree_id):
+                    continue
+                marks.add(tree_id)
+                try:
+                    loc: ix.BlobLocation | None = repo.store.location(tree_id)
+                except RepoError:
+                    loc = None  # the read below raises it again, with the snapshot named
+                batch.append((tree_id, loc))
+            repo.store.prefetch(loc for _, loc in batch if loc is not None)
+            for tree_id, loc in batch:
+                try:
+                    chunks, subtrees = _tree_refs(repo, tree_id, loc)
+                except RepoError as exc:
+                    raise GcError(
+                        f"tree {tree_id.short} of snapshot {snap_id.short} cannot be read "
+                        f"({exc}); gc deleted nothing. Run `shadowvault check` and repair "
+                        "the store first"
+                    ) from exc
+                marks.update(chunks)
+                queue.extend(subtrees)
 
 
-def _tree_refs(repo: Repository, tree_id: BlobId) -> tuple[list[bytes], list[BlobId]]:
+def _tree_refs(
+    repo: Repository, tree_id: BlobId, loc: ix.BlobLocation | None = None
+) -> tuple[list[bytes], list[BlobId]]:
     """The chunk and subtree ids a tree names.
 
     Only the ids are read (the strict decoder, which builds every entry and checks its
@@ -241,7 +261,7 @@ def _tree_refs(repo: Repository, tree_id: BlobId) -> tuple[list[bytes], list[Blo
     a walk follows, which can only spare more. A tree the fast path cannot read goes
     through ``load_tree``, whose error names the problem.
     """
-    plain = repo.load(tree_id)
+    plain = repo.load(tree_id, loc)
     try:
         doc = msgpack.unpackb(plain, raw=False, strict_map_key=False)
         if not isinstance(doc, dict) or doc.get("v") != 1:

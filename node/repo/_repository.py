@@ -20,6 +20,7 @@ from ._chunker import Chunker, ChunkerParams
 from ._errors import FormatError, HomeError
 from ._home import HomePaths
 from ._identity import new_identity, read_identity, write_identity
+from ._index import BlobLocation
 from ._keys import (
     DEFAULT_KDF_PROFILE,
     KDF_PROFILES,
@@ -98,13 +99,17 @@ class Repository:
             raise ValueError("foreign blobs cannot be opened here")
         return self.keys.metadata
 
-    def load(self, blob_id: BlobId | bytes) -> bytes | memoryview:
+    def load(self, blob_id: BlobId | bytes, loc: BlobLocation | None = None) -> bytes | memoryview:
         """Read, verify and open a blob; return its plaintext (bytes-like, read-only).
+
+        Args:
+            loc: its location, if the caller looked it up already (else looked up here).
 
         Raises:
             BlobNotFound, CorruptBlob
         """
-        loc = self.store.location(blob_id)
+        if loc is None:
+            loc = self.store.location(blob_id)
         sealed = self.store.read_at(blob_id, loc)
         return Sealer.for_thread(0).open(blob_id, sealed, self.key_for(loc.kind))
 

@@ -27,7 +27,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,15 +352,49 @@ class Store:
             raise CorruptBlob(blob_id, "bytes do not match the blob id", loc.pack)
         return data
 
+    def _read_slot(self, pack: int) -> list[int]:
+        """The pack's shared read fd slot ``[fd, readers, closing]``, one reader more.
+
+        Called under ``_read_fds_lock``; the caller gives the reader back after.
+        """
+        slot = self._read_fds.get(pack)
+        if slot is None:
+            fd = os.open(self._packs_dir / pack_name(pack), os.O_RDONLY)
+            # Restores read a pack mostly front to back: a larger read-ahead window.
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            slot = self._read_fds[pack] = [fd, 0, 0]
+        slot[1] += 1
+        return slot
+
+    def prefetch(self, locations: Iterable[ix.BlobLocation]) -> None:
+        """Ask the kernel to start reading these blobs now (``POSIX_FADV_WILLNEED``).
+
+        A walk that reads small blobs one by one from a cold page cache waits for each
+        read in turn (gc's mark on the 1 GiB corpus: 1,100 trees, half its time);
+        announced together, the reads are queued at once and the later ``read`` calls
+        find the pages. Only a hint: a pack that cannot be opened is left to the read.
+        """
+        by_pack: dict[int, list[ix.BlobLocation]] = {}
+        for loc in locations:
+            by_pack.setdefault(loc.pack, []).append(loc)
+        for pack, locs in by_pack.items():
+            try:
+                with self._read_fds_lock:
+                    slot = self._read_slot(pack)
+            except OSError:
+                continue
+            try:
+                for loc in locs:
+                    os.posix_fadvise(slot[0], loc.offset, loc.stored_len, os.POSIX_FADV_WILLNEED)
+            finally:
+                with self._read_fds_lock:
+                    slot[1] -= 1
+                    if slot[2] and not slot[1]:
+                        os.close(slot[0])
+
     def _pread(self, loc: ix.BlobLocation) -> bytes:
         with self._read_fds_lock:
-            slot = self._read_fds.get(loc.pack)
-            if slot is None:
-                fd = os.open(self._packs_dir / pack_name(loc.pack), os.O_RDONLY)
-                # Restores read a pack mostly front to back: a larger read-ahead window.
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-                slot = self._read_fds[loc.pack] = [fd, 0, 0]
-            slot[1] += 1
+            slot = self._read_slot(loc.pack)
         try:
             return os.pread(slot[0], loc.stored_len, loc.offset)
         finally:

@@ -412,3 +412,55 @@ def test_gc_keeps_a_pack_an_unreadable_index_record_may_place_a_blob_in(
         assert victim in _ids_in_packs(repo)
     finally:
         repo.close()
+
+
+def test_gc_marks_every_tree_across_prefetch_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mark reads trees breadth first, a few at a time (announced to the kernel
+    # together): batches of 3 here, across levels, with identical directories (one tree
+    # id, reached from several parents) landing in the same batch.
+    import node.repo._gc as gc_module
+
+    monkeypatch.setattr(gc_module, "_PREFETCH", 3)
+    src = tmp_path / "src"
+    for d in range(7):
+        for sub in ("same", f"own{d}"):
+            leaf = src / f"d{d}" / sub / "deeper"
+            leaf.mkdir(parents=True)
+            body = b"shared" if sub == "same" else os.urandom(3000)
+            (leaf / "f.bin").write_bytes(body)
+    repo = make_repo(tmp_path / "home")
+    try:
+        kept = _backup(repo, src)
+        expected = _state(src)
+        for d in range(7):
+            (src / f"d{d}" / f"own{d}" / "deeper" / "f.bin").write_bytes(os.urandom(3000))
+        forgotten = _backup(repo, src)
+        gone = _refs(repo, forgotten) - _refs(repo, kept)
+        delete_snapshot_record(repo, resolve_snapshot(repo, forgotten).id)  # type: ignore[arg-type]
+        report = collect_garbage(repo)
+        assert report.blobs_removed == len(gone) > 7
+        assert all(repo.store.has(b) for b in _refs(repo, kept))
+        _restore_equals(repo, kept, expected, tmp_path / "r")
+    finally:
+        repo.close()
+
+
+def test_prefetch_is_only_a_hint(tmp_path: Path, small_packs: None) -> None:
+    src = tmp_path / "src"
+    repo = make_repo(tmp_path / "home")
+    try:
+        _fill(src, 3)
+        refs = _refs(repo, _backup(repo, src))
+        locs = [repo.store.location(b) for b in refs]
+        assert len({loc.pack for loc in locs}) > 1
+        gone = locs[0].pack
+        os.unlink(repo.store.pack_files()[gone])  # a pack that cannot be opened is skipped
+        repo.store.forget_pack_fd(gone)
+        repo.store.prefetch(locs)
+        for blob_id, loc in zip(refs, locs, strict=True):
+            if loc.pack != gone:
+                assert repo.load(blob_id, loc) == repo.load(blob_id)
+    finally:
+        repo.close()
