@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -53,10 +52,6 @@ _BATCH_BYTES = 4 * 1024 * 1024
 _READ_BLOCK = 4 * 1024 * 1024
 """Each batch in flight pins the blocks its views point into, so smaller blocks keep
 peak memory under restic's at the same speed."""
-_AHEAD_BYTES = 64 * 1024 * 1024
-"""How far ``_ReadAhead`` keeps the kernel reading in front of the scan (page cache, not
-this process's memory)."""
-_AHEAD_STEP = 8 * 1024 * 1024
 _PLACE = struct.Struct("<IQI")  # the leading 16 bytes of a blob record: ix.BLOB_PLACE
 _KINDS = {int(k): k for k in BlobKind}
 
@@ -111,61 +106,6 @@ def _records_of(store: Store, packs: set[int]) -> dict[bytes, bytes]:
         if place is not None and place[0] in packs:
             out[key[1:]] = raw
     return out
-
-
-class _ReadAhead:
-    """Asks the kernel for the packs' next bytes from a helper thread.
-
-    ``POSIX_FADV_WILLNEED`` blocks while it queues the reads, and the scan's own
-    read-ahead stops at the end of each pack; from here the disk stays busy, pack after
-    pack, while the scan thread parses and the verify threads hash and decrypt.
-    """
-
-    def __init__(self, spans: list[tuple[os.PathLike[str], int]]) -> None:
-        self._spans = spans
-        self._done = 0
-        self._stop = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, name="sv-check-ahead", daemon=True)
-
-    def __enter__(self) -> _ReadAhead:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify()
-        self._thread.join()
-
-    def reached(self, done: int) -> None:
-        """The scan has read ``done`` bytes of the spans, counted from the first."""
-        with self._cond:
-            self._done = done
-            self._cond.notify()
-
-    def _run(self) -> None:
-        issued = 0
-        for path, end in self._spans:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                issued += end
-                continue  # the scan reports it
-            try:
-                at = 0
-                while at < end:
-                    with self._cond:
-                        while not self._stop and issued - self._done >= _AHEAD_BYTES:
-                            self._cond.wait()
-                        if self._stop:
-                            return
-                    step = min(_AHEAD_STEP, end - at)
-                    os.posix_fadvise(fd, at, step, os.POSIX_FADV_WILLNEED)
-                    at += step
-                    issued += step
-            finally:
-                os.close(fd)
 
 
 _Item = tuple[bytes, BlobKind, int, memoryview]
@@ -229,11 +169,7 @@ def read_blobs(
     place_of = _PLACE.pack
     kinds = _KINDS
 
-    packs = sorted(set(committed) & set(sizes))
-    ends = {no: min(committed[no], sizes[no]) for no in packs}
-    ahead = _ReadAhead([(store.pack_path(no), ends[no]) for no in packs])
-
-    with ThreadPoolExecutor(2, thread_name_prefix="sv-check") as pool, ahead:
+    with ThreadPoolExecutor(2, thread_name_prefix="sv-check") as pool:
 
         def drain(limit: int) -> None:
             while len(inflight) > limit:
@@ -241,12 +177,10 @@ def read_blobs(
                 if progress:
                     progress(report.bytes_read, report.blobs_read)
 
-        done = 0  # bytes of the packs before this one
+        packs = sorted(set(committed) & set(sizes))
         for group, records in _groups(store, packs, first, in_bounds):
             for no in group:
-                end = ends[no]
-                base, done = done, done + end
-                told = 0
+                end = min(committed[no], sizes[no])
                 proved = 0
                 with open_ro(store.pack_path(no)) as fd:
                     if read_file_header(fd) != no:
@@ -267,9 +201,6 @@ def read_blobs(
                             )
                             break
                         blob_id, _, at, stored_len, whole = item
-                        if at - told >= _AHEAD_STEP:
-                            ahead.reached(base + at)
-                            told = at
                         raw = records.get(blob_id)
                         if raw is not None and raw[:16] == place_of(no, at, stored_len):
                             kind = kinds[raw[-1]]
