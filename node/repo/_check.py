@@ -21,6 +21,7 @@ random reads and decoding, which overlap the scan's sequential reads and hashing
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -82,23 +83,26 @@ def check_store(
     if not (read_data or subset is not None):
         _index_to_packs(repo, committed, sizes, report)
         _packs_to_index(repo, committed, sizes, report)
-        report.problems.extend(_missing_referenced(store, referenced, None))
+        report.problems.extend(_missing_referenced(store, referenced, None, threading.Event()))
         return report
 
     # The pack scan finds every entry an index record names, so reading each record's
     # entry header here would be done twice: the records go into a map instead.
     records = RecordMap()
     in_bounds = _index_to_packs(repo, committed, sizes, report, read_headers=False, keep=records)
+    stop = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="sv-check-walk") as walker:
         known = records.records if records.whole else None
-        walk = walker.submit(_missing_referenced, store, referenced, known)
+        walk = walker.submit(_missing_referenced, store, referenced, known, stop)
         before = len(report.problems)
         try:
             proved = read_blobs(
                 repo, committed, sizes, subset, report, progress, records, in_bounds
             )
-        finally:
-            missing = walk.result()
+        except BaseException:
+            stop.set()  # the walk ends at its next blob; its result is moot
+            raise
+        missing = walk.result()
     report.problems[before:before] = missing  # in the order a sequential check gives
 
     unproved = {no for no, n in in_bounds.items() if proved.get(no, 0) != n}
@@ -111,15 +115,20 @@ def check_store(
 
 
 def _missing_referenced(
-    store: Store, referenced: Iterable[tuple[BlobId, str]], known: dict[bytes, bytes] | None
+    store: Store,
+    referenced: Iterable[tuple[BlobId, str]],
+    known: dict[bytes, bytes] | None,
+    stop: threading.Event,
 ) -> list[Problem]:
-    """A problem for each referenced blob the store lacks.
+    """A problem for each referenced blob the store lacks (until ``stop`` is set).
 
     ``known`` (blob id -> record of every valid record) answers most lookups without a
     LevelDB get; a blob it lacks is looked up to be sure.
     """
     problems = []
     for blob_id, who in referenced:
+        if stop.is_set():
+            break
         if known is not None and blob_id in known:
             continue
         if not store.has(blob_id):
