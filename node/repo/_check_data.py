@@ -9,7 +9,7 @@ the 1 GiB corpus (23 k blobs; the gets also fight the verify threads for the GIL
 the records are held in memory instead, as a map blob id -> raw record, for one group of
 packs at a time: the index pass fills it for free while it fits ``_GROUP_RECORDS``;
 a bigger store is scanned in groups of consecutive packs, one index pass per group, so
-memory stays flat in the number of blobs (~150 bytes a record: 10 MB at the limit).
+memory stays flat in the number of blobs (~160 bytes a record: 10 MB at the limit).
 An entry whose record is not in the map, or names another place, is looked up in
 LevelDB as before: a copy gc left behind (stale) or a blob gc swept (unindexed), both
 rare.
@@ -23,7 +23,6 @@ only for the packs where the two differ.
 from __future__ import annotations
 
 import os
-import struct
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,7 +51,7 @@ _BATCH_BYTES = 4 * 1024 * 1024
 _READ_BLOCK = 4 * 1024 * 1024
 """Each batch in flight pins the blocks its views point into, so smaller blocks keep
 peak memory under restic's at the same speed."""
-_PLACE = struct.Struct("<IQI")  # the leading 16 bytes of a blob record: ix.BLOB_PLACE
+_PLACE = ix.BLOB_PLACE  # the leading 16 bytes of a blob record
 _KINDS = {int(k): k for k in BlobKind}
 
 
@@ -166,7 +165,7 @@ def read_blobs(
     batch: list[_Item] = []
     batch_bytes = 0
     head = ENTRY_HEADER.size
-    place_of = _PLACE.pack
+    place_of, unplace = _PLACE.pack, _PLACE.unpack_from
     kinds = _KINDS
 
     with ThreadPoolExecutor(2, thread_name_prefix="sv-check") as pool:
@@ -202,22 +201,24 @@ def read_blobs(
                             break
                         blob_id, _, at, stored_len, whole = item
                         raw = records.get(blob_id)
-                        if raw is not None and raw[:16] == place_of(no, at, stored_len):
-                            kind = kinds[raw[-1]]
-                            proved += 1
-                        else:
-                            try:  # not in the map: a stale copy or a swept blob (rare)
+                        if raw is None:
+                            # Not in the map: a blob gc swept, or one indexed in a pack
+                            # of another group (a stale copy here). Rare: ask LevelDB.
+                            try:
                                 loc = store.location(blob_id)
                             except RepoError:  # absent or damaged: swept by gc
                                 report.unindexed_entries += 1
                                 continue
-                            if loc.pack != no or loc.offset != at:
+                            raw = loc.encode()
+                        if raw[:16] == place_of(no, at, stored_len):
+                            proved += 1
+                        else:
+                            pack, offset, _ = unplace(raw)
+                            if pack != no or offset != at:
                                 continue  # a stale copy; the indexed one is read in its pack
                             # The record's length disagrees: not proved (the caller names
                             # it), but the entry is still this blob's bytes: read them.
-                            kind = loc.kind
-                            if loc.stored_len == stored_len:
-                                proved += 1
+                        kind = kinds[raw[-1]]
                         if subset is not None and not subset.contains(blob_id):
                             continue
                         body = whole[head:]
