@@ -1,21 +1,26 @@
 """Checking a store: the index and the packs agree, and (optionally) every blob reads back.
 
-Three passes, each with memory independent of the number of blobs:
+Two passes, each with memory independent of the number of blobs:
 
-1. index -> packs: every index record decodes, names a pack that exists, lies inside
-   its committed length, and the entry header at that offset carries the same id;
-2. packs -> index: every pack's entries parse up to its committed length; entries the
-   index does not name are counted (``unindexed_entries``: garbage gc swept and has not
-   rewritten away; a crash's leftovers past the committed length are indexed on open);
-3. with ``read_data``: every blob (or the N-th of M slices, by blob id) is read, hashed
-   against its id, authenticated, decrypted and decompressed (``_check_data``). Its one
-   sequential scan of each pack also proves the index records right, so pass 1 then
-   skips the entry headers and pass 2 is not needed.
+1. index -> packs: every index record decodes, names a pack that exists and lies inside
+   its committed length. The records go into a bounded in-memory map (``_check_data``).
+2. packs -> index: every pack is scanned front to back up to its committed length, each
+   entry matched to its record through the map: a record is proven right when an entry
+   with its id sits at its offset with its length. Entries the index does not name are
+   counted (``unindexed_entries``: garbage gc swept and has not rewritten away; a
+   crash's leftovers past the committed length are indexed on open). Without
+   ``read_data`` only the entry headers are read; with it every blob (or the N-th of M
+   slices, by blob id) is also hashed against its id, authenticated, decrypted and
+   decompressed. For a pack where fewer records were proven than lie inside it, each
+   of its records' entry header is read to name the ones that are wrong.
+
+Before, pass 1 read the entry header of every record (a cold random read each, in blob
+id order) and pass 2 looked up every entry in LevelDB; one scan in pack order does both.
 
 Referenced-but-missing blobs (a snapshot naming a blob the store lacks) are found by the
-caller, which knows the snapshots, and passed in through ``referenced``. With
-``read_data`` that walk runs on its own thread beside the scan: its tree loads are small
-random reads and decoding, which overlap the scan's sequential reads and hashing.
+caller, which knows the snapshots, and passed in through ``referenced``. That walk runs
+on its own thread beside the scan: its tree loads are small random reads and decoding,
+which overlap the scan's sequential reads and hashing.
 """
 
 from __future__ import annotations
@@ -28,10 +33,9 @@ from concurrent.futures import ThreadPoolExecutor
 from protocol import BlobId
 
 from . import _index as ix
-from ._check_data import RecordMap, open_ro, read_blobs
+from ._check_data import RecordMap, read_blobs
 from ._check_report import CheckReport, Problem, ProgressFn, Subset
-from ._errors import RepoError
-from ._pack import ENTRY_HEADER, FILE_HEADER, ScanStop, read_file_header, scan_pack
+from ._pack import ENTRY_HEADER, FILE_HEADER
 from ._repository import Repository
 from ._store import Store
 
@@ -80,14 +84,9 @@ def check_store(
                 )
             )
 
-    if not (read_data or subset is not None):
-        _index_to_packs(repo, committed, sizes, report)
-        _packs_to_index(repo, committed, sizes, report)
-        report.problems.extend(_missing_referenced(store, referenced, None, threading.Event()))
-        return report
-
     # The pack scan finds every entry an index record names, so reading each record's
-    # entry header here would be done twice: the records go into a map instead.
+    # entry header here (a cold random read each) would be done twice: the records go
+    # into a map instead.
     records = RecordMap()
     in_bounds = _index_to_packs(repo, committed, sizes, report, read_headers=False, keep=records)
     stop = threading.Event()
@@ -97,7 +96,15 @@ def check_store(
         before = len(report.problems)
         try:
             proved = read_blobs(
-                repo, committed, sizes, subset, report, progress, records, in_bounds
+                repo,
+                committed,
+                sizes,
+                subset,
+                report,
+                progress,
+                records,
+                in_bounds,
+                bodies=read_data or subset is not None,
             )
         except BaseException:
             stop.set()  # the walk ends at its next blob; its result is moot
@@ -227,35 +234,3 @@ def _index_to_packs(
         for fd in fds.values():
             os.close(fd)
     return in_bounds
-
-
-def _packs_to_index(
-    repo: Repository, committed: dict[int, int], sizes: dict[int, int], report: CheckReport
-) -> None:
-    store = repo.store
-    for no in sorted(set(committed) & set(sizes)):
-        end = min(committed[no], sizes[no])
-        with open_ro(store.pack_path(no)) as fd:
-            if read_file_header(fd) != no:
-                report.problems.append(
-                    Problem("damaged_pack", "pack file header is damaged", pack=no)
-                )
-                continue
-            for item in scan_pack(fd, FILE_HEADER.size, end, verify=False):
-                if isinstance(item, ScanStop):
-                    report.problems.append(
-                        Problem(
-                            "damaged_pack",
-                            f"unreadable from offset {item.offset}: {item.reason}",
-                            pack=no,
-                        )
-                    )
-                    break
-                try:
-                    loc = store.location(item.blob_id)
-                except RepoError:  # absent or damaged both mean "unindexed"
-                    loc = None
-                if loc is None:
-                    # Inside the committed length: a blob gc swept (recovery indexes
-                    # every whole entry a crash leaves past it). Counted, not a warning.
-                    report.unindexed_entries += 1

@@ -152,12 +152,16 @@ def read_blobs(
     progress: ProgressFn | None,
     first: RecordMap,
     in_bounds: dict[int, int],
+    *,
+    bodies: bool = True,
 ) -> dict[int, int]:
-    """Read (and verify) the blobs; returns per pack how many records an entry proved.
+    """Scan the packs and verify the blobs; returns per pack how many records it proved.
 
     Args:
         first: the map the index pass filled.
         in_bounds: per pack, how many records lie inside it (to size the groups).
+        bodies: False for a check without ``--read-data``: only the entry headers are
+            read (64 KiB reads, in pack order) and nothing is verified.
     """
     store = repo.store
     matched: dict[int, int] = {}
@@ -188,7 +192,9 @@ def read_blobs(
                         )
                         continue
                     stopped_at = None
-                    for item in scan_pack_entries(fd, FILE_HEADER.size, end, block=_READ_BLOCK):
+                    for item in scan_pack_entries(
+                        fd, FILE_HEADER.size, end, block=_READ_BLOCK, bodies=bodies
+                    ):
                         if isinstance(item, ScanStop):
                             stopped_at = item.offset
                             report.problems.append(
@@ -218,6 +224,8 @@ def read_blobs(
                                 continue  # a stale copy; the indexed one is read in its pack
                             # The record's length disagrees: not proved (the caller names
                             # it), but the entry is still this blob's bytes: read them.
+                        if not bodies:
+                            continue
                         kind = kinds[raw[-1]]
                         if subset is not None and not subset.contains(blob_id):
                             continue
@@ -230,7 +238,7 @@ def read_blobs(
                             inflight.append(pool.submit(_verify_batch, repo, batch))
                             batch, batch_bytes = [], 0
                             drain(2)
-                    if stopped_at is not None:
+                    if stopped_at is not None and bodies:
                         batch_bytes += _read_past_damage(
                             store, fd, no, stopped_at, end, subset, batch, report
                         )

@@ -1,8 +1,9 @@
-"""check --read-data: which copy of a blob is read, slices, swept blobs, and big indexes.
+"""check's pack scan: which copy of a blob is read, slices, swept blobs, and big indexes.
 
-The pack scan of ``--read-data`` matches each pack entry to its index record from an
-in-memory map of the index, built for a group of packs at a time; a store with more
-records than one group holds is checked group by group. Each test runs with the default
+The pack scan of check (headers only, or every blob with ``--read-data``) matches each
+pack entry to its index record from an in-memory map of the index, built for a group of
+packs at a time; a store with more records than one group holds is checked group by
+group. Each test runs with the default
 group size and with groups of two records, so both ways are exercised on real stores.
 """
 
@@ -183,3 +184,29 @@ def test_read_data_subsets_cover_every_blob_once(
     assert read == 9
     owner = next(n for n in (1, 2, 3) if Subset(n, 3).contains(victim))
     assert found == [(owner, "corrupt_blob", victim.hex())]
+
+
+@pytest.mark.parametrize("read_data", [False, True], ids=["structure", "read-data"])
+def test_check_names_swapped_records_beside_stale_and_swept_entries(
+    groups, repo, open_repo, home, write_blobs, read_data
+) -> None:
+    repo, per_pack = _three_packs(repo, write_blobs, open_repo, home)
+    a, b = per_pack[0][0].blob_id, per_pack[2][1].blob_id  # in different packs
+    stale, swept = per_pack[1][0].blob_id, per_pack[1][2].blob_id
+    _append_copy(repo, home, stale, repo.store.location(a).pack)
+
+    def edit(db) -> None:
+        rec_a, rec_b = db.get(b"b" + a), db.get(b"b" + b)
+        db.put(b"b" + a, rec_b)
+        db.put(b"b" + b, rec_a)
+        db.delete(b"b" + swept)
+
+    _edit_index(home, edit)
+    repo = open_repo(home)
+    report = check_store(repo, read_data=read_data)
+    assert sorted((p.what, p.blob) for p in report.problems) == sorted(
+        [("index_mismatch", a.hex()), ("index_mismatch", b.hex())]
+    )
+    assert (report.blobs, report.unindexed_entries) == (8, 1)
+    # Neither the swapped pair (no entry is theirs) nor the swept or stale entries are read.
+    assert report.blobs_read == (6 if read_data else 0)
