@@ -33,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from protocol import BlobId
 
 from . import _index as ix
-from ._check_data import RecordMap, read_blobs
+from ._check_data import RecordMap, prefetch_trees, read_blobs
 from ._check_report import CheckReport, Problem, ProgressFn, Subset
 from ._pack import ENTRY_HEADER, FILE_HEADER
 from ._repository import Repository
@@ -130,8 +130,10 @@ def _missing_referenced(
     """A problem for each referenced blob the store lacks (until ``stop`` is set).
 
     ``known`` (blob id -> record of every valid record) answers most lookups without a
-    LevelDB get; a blob it lacks is looked up to be sure.
+    LevelDB get; a blob it lacks is looked up to be sure. Its trees are read ahead.
     """
+    if known is not None:
+        prefetch_trees(store, known)
     problems = []
     for blob_id, who in referenced:
         if stop.is_set():

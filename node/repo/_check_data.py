@@ -107,6 +107,36 @@ def _records_of(store: Store, packs: set[int]) -> dict[bytes, bytes]:
     return out
 
 
+def prefetch_trees(store: Store, records: dict[bytes, bytes]) -> None:
+    """Ask the kernel to read every tree blob in ``records``, in pack order.
+
+    The snapshot walk loads trees one at a time, each a cold random read (1,880 trees,
+    0.5 s of waiting on the 1 GiB corpus); queued together they are read in parallel and
+    in order. ``POSIX_FADV_WILLNEED`` only starts the reads: the walk's own reads wait
+    for them, and pages the scan needs anyway are not read twice.
+    """
+    tree = int(BlobKind.TREE)
+    unplace = _PLACE.unpack_from
+    places = sorted(unplace(raw) for raw in records.values() if raw[-1] == tree)
+    fd, fd_pack = -1, -1
+    try:
+        for pack, offset, stored_len in places:
+            if pack != fd_pack:
+                if fd >= 0:
+                    os.close(fd)
+                    fd = -1
+                fd_pack = pack
+                try:
+                    fd = os.open(store.pack_path(pack), os.O_RDONLY)
+                except OSError:
+                    continue  # a missing pack: the index pass reports it
+            if fd >= 0:
+                os.posix_fadvise(fd, offset, stored_len, os.POSIX_FADV_WILLNEED)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 _Item = tuple[bytes, BlobKind, int, memoryview]
 
 
