@@ -19,11 +19,11 @@ from ._audit import audit_without_unlock as audit_without_unlock
 from ._audit import key_file_digest as key_file_digest
 from ._audit import list_audit as list_audit
 from ._audit import verify_audit as verify_audit
-from ._check import CheckReport as CheckReport
-from ._check import Problem as Problem
-from ._check import ProgressFn as ProgressFn
-from ._check import Subset as Subset
 from ._check import check_store as check_store
+from ._check_report import CheckReport as CheckReport
+from ._check_report import Problem as Problem
+from ._check_report import ProgressFn as ProgressFn
+from ._check_report import Subset as Subset
 from ._chunker import Chunker as Chunker
 from ._chunker import ChunkerParams as ChunkerParams
 from ._errors import BlobNotFound as BlobNotFound

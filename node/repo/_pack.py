@@ -150,41 +150,6 @@ def read_file_header(fd: int) -> int | None:
     return pack_no if magic == PACK_MAGIC else None
 
 
-def scan_pack_bodies(
-    fd: int, start: int, end: int, *, block: int = 8 * 1024 * 1024
-) -> Iterator[tuple[PackEntry, memoryview] | ScanStop]:
-    """Like ``scan_pack`` without verification, also yielding each blob's bytes.
-
-    Reads the pack in ``block``-sized sequential reads (one syscall per few blobs instead
-    of two per blob); the yielded views share those blocks, so keeping one keeps its
-    block alive.
-    """
-    buf = memoryview(b"")
-    buf_at = start
-    offset = start
-
-    def window(at: int, size: int) -> memoryview:
-        nonlocal buf, buf_at
-        if at < buf_at or at + size > buf_at + len(buf):
-            buf, buf_at = memoryview(os.pread(fd, max(block, size), at)), at
-            # Ask for the next blocks now, so the disk reads them while these are verified.
-            os.posix_fadvise(fd, at + len(buf), 2 * block, os.POSIX_FADV_WILLNEED)
-        return buf[at - buf_at : at - buf_at + size]
-
-    while offset < end:
-        size = min(ENTRY_HEADER.size, end - offset)
-        entry = parse_entry_header(window(offset, size), offset)
-        if isinstance(entry, ScanStop):
-            yield entry
-            return
-        body = window(entry.offset, entry.stored_len)
-        if entry.offset + entry.stored_len > end or len(body) != entry.stored_len:
-            yield ScanStop(offset, "incomplete blob")
-            return
-        yield entry, body
-        offset = entry.offset + entry.stored_len
-
-
 RawEntry = tuple[bytes, bytes | None, int, int, memoryview]
 """(blob id, dedup key or None, offset of the sealed bytes, stored_len, the entry's bytes
 as on disk: header and sealed blob)."""
@@ -194,14 +159,18 @@ _KIND_VALUES = frozenset(int(k) for k in BlobKind)
 def scan_pack_entries(
     fd: int, start: int, end: int, *, block: int = 4 * 1024 * 1024, bodies: bool = True
 ) -> Iterator[RawEntry | ScanStop]:
-    """Like ``scan_pack_bodies``, yielding each entry's bytes exactly as they are on disk.
+    """Walk a pack's entries like ``scan_pack``, yielding each entry's bytes as on disk.
 
-    For gc's copies: the entry header already holds everything the blob's new place
-    needs, so header and sealed blob are written out unchanged (no decrypt, no re-seal,
-    no re-encoded header). The header is checked as ``parse_entry_header`` does, without
-    building a ``PackEntry``. With ``bodies=False`` only the headers are read (in 64 KiB
-    reads) and the yielded view is empty: a pack with no live blob is read for its dedup
-    keys, not for its data.
+    Reads the pack in ``block``-sized sequential reads (one syscall per few blobs instead
+    of two per blob); the yielded views share those blocks, so keeping one keeps its
+    block alive.
+
+    Used by gc's copies (the entry header already holds everything the blob's new place
+    needs, so header and sealed blob are written out unchanged: no decrypt, no re-seal,
+    no re-encoded header) and by check's scan. The header is checked as
+    ``parse_entry_header`` does, without building a ``PackEntry``. With ``bodies=False``
+    only the headers are read (in 64 KiB reads) and the yielded view is empty: a pack
+    with no live blob is read for its dedup keys, not for its data.
     """
     if not bodies:
         block = 64 * 1024
