@@ -4,8 +4,9 @@ Operations never print; they report through small Protocols (``BackupProgress``,
 ``RestoreProgress``) and return dataclasses that the CLI (and later the API) render.
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from node._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ._backup import BackupError as BackupError
@@ -152,13 +153,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _HOME, globals())
 
 
 __all__ = [

@@ -16,8 +16,9 @@ Terms:
         (``_retain``: what a holder keeps, and the owner's lease).
 """
 
-import importlib
 from typing import TYPE_CHECKING
+
+from node._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from ._errors import MeshError as MeshError
@@ -110,13 +111,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _HOME, globals())
 
 
 __all__ = [
