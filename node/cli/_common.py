@@ -45,6 +45,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 def opened(home: Path | None, password_file: Path | None) -> Iterator[Repository]:
     """Unlock and open the node's repository for the duration of a command."""
     paths = resolve_home(home)
+    paths.require_node()  # "no node here" before asking for a passphrase it cannot use
     repo = open_repository(paths, get_passphrase(password_file, paths))
     try:
         yield repo

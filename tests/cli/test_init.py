@@ -154,3 +154,11 @@ def test_snapshots_without_node_fails(new_home):
     assert f"no node at {new_home.home}" in result.stderr
     assert "shadowvault init" in result.stderr
     assert not new_home.home.exists()
+
+
+@pytest.mark.parametrize("command", [["snapshots"], ["check"], ["backup", "/tmp"]])
+def test_command_on_a_home_without_a_node_says_so_before_asking_a_passphrase(new_home, command):
+    result = new_home.run(*command, passphrase=None, expect=1)
+    assert "no node at" in result.stderr and "shadowvault init" in result.stderr
+    assert "passphrase" not in result.stderr
+    assert not (new_home.home / "store").exists()
