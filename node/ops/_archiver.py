@@ -111,6 +111,10 @@ class ChunkPipeline:
             dedup: the chunk's dedup key (``Repository.dedup_key``) if computed already.
         """
         self.stats.chunks += 1
+        if self._inflight and self._inflight[0][0].done():
+            # Callbacks as soon as their batch is stored, even in a run of dedup hits
+            # that submits nothing (a file's tree may be waiting for them).
+            self._drain(0, block=False)
         if dedup is None:
             dedup = self._repo.dedup_key(data)
         waiting = self._queued.get(dedup)
@@ -133,6 +137,10 @@ class ChunkPipeline:
         """The sequence number that must complete before everything added so far is known."""
         return self.submitted + 1 if self._batch else self.submitted
 
+    def push(self) -> None:
+        """Send the batch being filled to the sealers now, without waiting for it."""
+        self._submit()
+
     def _submit(self) -> None:
         if not self._batch:
             return
@@ -142,8 +150,10 @@ class ChunkPipeline:
         self.submitted += 1
         self._drain(IN_FLIGHT)
 
-    def _drain(self, limit: int) -> None:
+    def _drain(self, limit: int, *, block: bool = True) -> None:
         while len(self._inflight) > limit:
+            if not block and not self._inflight[0][0].done():
+                return
             future, waiters = self._inflight.popleft()
             for (blob_id, plain_len, stored_len, dedup), callbacks in zip(
                 future.result(), waiters, strict=True

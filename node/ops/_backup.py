@@ -112,6 +112,9 @@ class BackupError(RepoError):
     """The backup could not start (a missing path, a bad pattern file)."""
 
 
+_PROGRESS_EVERY = 0.25
+"""Seconds between progress reports while the walk waits for big files."""
+
 _MAX_PENDING_NODES = 50_000
 """Directory entries the walk may hold while trees wait for chunks (~25 MB of nodes)."""
 
@@ -200,6 +203,7 @@ class _Backup:
         """Entries in ``pending_dirs``: bounded, so a slow big file cannot hold the walk."""
         self.prefetch = Prefetcher(self.chunker.params.min_size, repo.dedup_key)
         self.files_done = 0
+        self.last_path = ""
         self._root_dev = 0
         self._root_path = b""
 
@@ -225,12 +229,31 @@ class _Backup:
                     return
                 # Far ahead of a big file: wait for it rather than hold the walk in memory.
                 for item in head.large:
-                    item.done.exception()
+                    self.wait_large(item.done)
                 if head.ready_at > self.pipeline.completed:
                     self.pipeline.flush()
             self.pending_dirs.popleft()
             self.pending_nodes -= len(head.children)
             self._finish_dir(head)
+
+    def wait_large(self, done: Future[str | None]) -> None:
+        """Wait for a big file, reporting progress meanwhile: the progress callback is
+        where a cancel is noticed (it raises), and a big file can take minutes."""
+        while not done.done():
+            if self.progress is not None:
+                self.progress.file_done(
+                    self.files_done, self.summary.bytes_processed, self.last_path
+                )
+            try:
+                done.exception(timeout=_PROGRESS_EVERY)
+            except TimeoutError:
+                continue
+
+    def wait_all_large(self) -> None:
+        """Wait for every big file handed out (the walk is over)."""
+        for job in self.pending_dirs:
+            for item in job.large:
+                self.wait_large(item.done)
 
     def large_done(self, item: _LargeFile) -> bool:
         """Take the outcome of a big file (done): False if it was skipped."""
@@ -325,10 +348,9 @@ class _Backup:
             else:
                 self.summary.files_changed += 1
         self.files_done += 1
+        self.last_path = os.fsdecode(path)
         if self.progress is not None:
-            self.progress.file_done(
-                self.files_done, self.summary.bytes_processed, os.fsdecode(path)
-            )
+            self.progress.file_done(self.files_done, self.summary.bytes_processed, self.last_path)
 
     def directory(
         self, path: bytes, node: Node, st: os.stat_result, old: Node | None, rel: str
@@ -399,7 +421,7 @@ class _Backup:
         item = self.large_pending.pop(id(node), None)
         if item is not None:
             # A big file given by name: its node is only complete once its chunks are.
-            item.done.exception()
+            self.wait_large(item.done)
             if not self.large_done(item):
                 return None
         return node
@@ -541,9 +563,11 @@ def run_backup(
                 if top_node is not None:
                     holder.children[parts[-1]] = top_node
             pipeline.flush()
+            run.wait_all_large()
             large.close()
             run.finish_ready_dirs()
-            assert not run.pending_dirs
+            if run.pending_dirs:  # every chunk is known by now: a bug if not
+                raise RepoError("backup: directories left without their trees; nothing saved")
         except BaseException:
             large.abort()  # a cancel or Ctrl-C must not wait for every big file queued
             raise

@@ -68,7 +68,6 @@ class LargeFiles:
     def _run(self, path: bytes, node: Node, st: os.stat_result, done: Future[str | None]) -> None:
         with self._lock:
             self._queued -= 1
-            last = self._queued == 0
         if self._failed is not None:
             done.set_exception(self._failed)
             return
@@ -89,10 +88,15 @@ class LargeFiles:
                 done.set_exception(exc)
             else:
                 chunks.close()
+            with self._lock:
+                last = self._queued == 0
             if last:
-                # Nothing queued behind this file: seal what is pending now, or the
-                # walk would wait for chunks that only the next file's batches push out.
+                # Nothing queued behind this file: seal and store what is pending now.
                 self._pipeline.flush()
+            else:
+                # The next file may add nothing new (all dedup hits): its batches must
+                # not be what completes this one. Its ``add`` calls drain this batch.
+                self._pipeline.push()
         except BaseException as exc:
             # The store failed: this file and every file still waiting for chunks fail.
             self._failed = exc

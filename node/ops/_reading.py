@@ -197,15 +197,29 @@ def read_into(
     else:
         fd = open_regular(path)
         try:
+            # Refuse a FIFO or device swapped in since the walk's lstat before streaming
+            # it (a live FIFO would never end); then reads may block like a file's.
+            _fstat_regular(fd)
+            os.set_blocking(fd, True)
             size = 0
             with open(fd, "rb", buffering=0, closefd=False) as stream:
-                for view in chunker.chunks_of_stream(stream):
+                views = chunker.chunks_of_stream(stream)
+                while True:
+                    # Only the file's own errors make it a warning: the store's errors
+                    # (from ``pipeline.add``) fail the backup.
+                    try:
+                        view = next(views)
+                    except StopIteration:
+                        break
+                    except OSError as exc:
+                        raise FileSkipped(f"read failed: {exc.strerror}") from exc
                     size += len(view)
                     pipeline.add(view, chunks.slot(), copy=True)
-            after = _fstat_regular(fd)
-            node.xattrs = read_xattrs(fd)
-        except OSError as exc:
-            raise FileSkipped(f"read failed: {exc.strerror}") from exc
+            try:
+                after = _fstat_regular(fd)
+                node.xattrs = read_xattrs(fd)
+            except OSError as exc:
+                raise FileSkipped(f"read failed: {exc.strerror}") from exc
         finally:
             os.close(fd)
     node.size = size

@@ -158,6 +158,8 @@ class _Restorer:
         # File creation is latency-bound (openat takes 0.1-0.4 ms on these VMs), and
         # decrypting and decompressing release the GIL: more writers than cores pays.
         self.pool = ThreadPoolExecutor(WRITERS, thread_name_prefix="sv-restore")
+        self.leaves_taken = 0
+        """Non-directory entries selected so far (only ever grows)."""
         self.group: list[tuple[_FileJob, _DirHandle]] = []
         """Files waiting to go to a writer together (``submit_group``)."""
         self.group_bytes = 0
@@ -197,6 +199,7 @@ class _Restorer:
             if node.type == DIR:
                 self.restore_dir(handle, node, child_rel, include_all=choice is True)
             elif choice:
+                self.leaves_taken += 1
                 self.restore_leaf(handle, node, child_rel)
 
     def restore_dir(self, parent: _DirHandle, node: Node, rel: str, include_all: bool) -> None:
@@ -207,23 +210,26 @@ class _Restorer:
             self.error(rel, f"cannot create directory: {exc.strerror}")
             return
         handle = _DirHandle(fd)
-        self.set_xattrs(fd, node, rel)
-        before = self.summary.files + self.queued() + self.summary.links
         try:
-            self.restore_tree(handle, bytes(node.subtree), rel, include_all)
-        except RepoError as exc:
-            self.error(rel, str(exc))
-        used = include_all or self.summary.files + self.queued() + self.summary.links > before
+            self.set_xattrs(fd, node, rel)
+            before = self.leaves_taken
+            try:
+                self.restore_tree(handle, bytes(node.subtree), rel, include_all)
+            except RepoError as exc:
+                self.error(rel, str(exc))
+        finally:
+            handle.release()  # the walk's own reference; the writers hold theirs
+        # Whatever became of them (written, skipped as existing, failed), entries were
+        # selected in here: the directory stays and gets its metadata.
+        used = include_all or self.leaves_taken > before
         if not used:
             # Only searched for included paths and found none: leave no empty directory.
-            handle.release()
             with contextlib.suppress(OSError):
                 os.rmdir(node.name, dir_fd=parent.fd)
             return
         self.summary.dirs += 1
         parent.retain()
         self.dir_meta.append((parent, node.name, node))
-        handle.release()
 
     def make_dir(self, parent_fd: int, name: bytes) -> int:
         """Create (or reuse a real) directory and open it without following symlinks."""
@@ -309,10 +315,6 @@ class _Restorer:
         for index, (job, handle) in enumerate(group):
             self.futures.append((future, index, job, handle))
         self.drain(64)
-
-    def queued(self) -> int:
-        """Files handed over or collected and not yet drained."""
-        return len(self.futures) + len(self.group)
 
     def restore_special(self, handle: _DirHandle, node: Node, rel: str, exists: bool) -> None:
         kinds = {"p": stat.S_IFIFO, "c": stat.S_IFCHR, "b": stat.S_IFBLK}
@@ -464,18 +466,34 @@ class _Restorer:
     def error(self, rel: str, message: str | None) -> None:
         self.summary.errors.append(f"{rel}: {message}")
 
+    def abort(self) -> None:
+        """Stop after an error or a cancel: drop the writes not started, wait for those
+        running, and close every directory fd this restore still holds."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        handles = [h for _, _, _, h in self.futures] + [h for _, h in self.group]
+        handles += [h for h, _, _ in self.links.values()] + [p for p, _, _ in self.dir_meta]
+        self.futures.clear()
+        self.group, self.links, self.dir_meta = [], {}, []
+        for handle in handles:
+            handle.release()
+
     def finish(self) -> None:
         self.submit_group()
         self.drain(0)
         self.pool.shutdown(wait=True)
-        for handle, _, _ in self.links.values():
+        # Each handle is released once: what is released here leaves the lists, so an
+        # ``abort`` after a failure here cannot release it again.
+        links, self.links = self.links, {}
+        for handle, _, _ in links.values():
             handle.release()
-        for parent, name, node in reversed(self.dir_meta):
+        while self.dir_meta:
+            parent, name, node = self.dir_meta.pop()  # deepest first
             try:
                 self.set_meta(parent.fd, node, is_link=False)
             except OSError as exc:
                 self.error(os.fsdecode(name), f"cannot set directory metadata: {exc.strerror}")
-            parent.release()
+            finally:
+                parent.release()
 
     def verify(self) -> None:
         """Re-read every written file and compare its hash with what was restored."""
@@ -527,6 +545,9 @@ def run_restore(
         restorer.finish()
         if opts.verify:
             restorer.verify()
+    except BaseException:
+        restorer.abort()
+        raise
     finally:
         for handle in restorer.verify_handles:
             handle.release()

@@ -548,7 +548,14 @@ class Store:
             known = set(self.pack_files()) | set(self.committed_packs())
             pack_no = max(known, default=0) + 1
             path = self.pack_path(pack_no)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise StoreFull(
+                        "disk full while creating a pack; free space and retry"
+                    ) from exc
+                raise RepoError(f"cannot create pack {path.name}: {exc.strerror}") from exc
         try:
             os.write(fd, file_header(pack_no))
         except OSError as exc:

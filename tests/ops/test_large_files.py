@@ -187,3 +187,102 @@ def test_cancelled_backup_does_not_read_the_big_files_queued(tmp_path: Path) -> 
     report = check_store(repo, read_data=True)
     assert report.ok, [str(p) for p in report.problems]
     repo.close()
+
+
+def test_a_store_error_on_a_big_file_fails_the_backup_not_the_file(
+    tmp_path: Path, repo, monkeypatch
+) -> None:
+    # An I/O error of the store while sealing a streamed big file is the store's fault:
+    # the backup must fail, not list the file as unreadable and save a snapshot.
+    from node.ops import _archiver
+
+    real = _archiver._seal_batch
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_archiver, "_seal_batch", failing)
+    src = tmp_path / "src"
+    write(src / "huge.bin", noise(60, 20 * 1024 * 1024))  # streamed: over 8 MiB
+    with pytest.raises(OSError, match="Input/output error"):
+        run_backup(repo, BackupOptions(paths=[src]))
+    assert list_snapshots(repo) == []
+
+
+def test_a_big_file_replaced_by_a_fifo_with_a_writer_is_skipped(tmp_path: Path, repo) -> None:
+    import os
+
+    src = tmp_path / "src"
+    write(src / "a-small.txt", b"small")
+    write(src / "b-huge.bin", noise(61, 9 * 1024 * 1024))
+    write(src / "c-big.bin", noise(62, 2 * 1024 * 1024))
+    stop = threading.Event()
+
+    def endless_writer(fd: int) -> None:
+        """Keeps the FIFO full (it holds it open read-write, so a reader never sees EOF)."""
+        try:
+            while not stop.is_set():
+                try:
+                    os.write(fd, b"\x00" * 65536)
+                except BlockingIOError:
+                    stop.wait(0.001)
+        finally:
+            os.close(fd)
+
+    class ReplaceWithLiveFifo:
+        def file_done(self, files: int, bytes_done: int, path: str) -> None:
+            if path.endswith("a-small.txt"):
+                fifo = src / "b-huge.bin"
+                fifo.unlink()
+                os.mkfifo(fifo)
+                fd = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)
+                os.write(fd, b"\x00" * 4096)  # data waiting before the backup opens it
+                threading.Thread(target=endless_writer, args=(fd,), daemon=True).start()
+
+    result: list = []
+    worker = threading.Thread(
+        target=lambda: result.append(
+            run_backup(repo, BackupOptions(paths=[src]), ReplaceWithLiveFifo())
+        ),
+        daemon=True,  # a regression streams the FIFO for ever: fail, don't hang
+    )
+    worker.start()
+    worker.join(120)
+    stop.set()
+    assert not worker.is_alive(), "backup kept reading a FIFO"
+    summary = result[0]
+    assert [w.rsplit("/", 1)[-1] for w in summary.warnings] == [
+        "b-huge.bin: replaced by another kind of file while backing up"
+    ]
+    assert summary.files_new == 2  # the small file and c-big.bin, whose backup went on
+
+
+def test_a_cancel_is_noticed_while_the_walk_waits_for_big_files(tmp_path: Path) -> None:
+    from node.ops import Cancelled
+
+    repo = make_repo(tmp_path / "home", ChunkerParams())
+    src = tmp_path / "src"
+    for i in range(6):
+        write(src / f"big{i}.bin", noise(70 + i, 16 * 1024 * 1024))
+
+    class CancelOnceAllHandedOut:
+        """Cancels at the first report after the walk handed out the last file: the
+        walk is then only waiting for the big-file thread (five files behind)."""
+
+        def __init__(self) -> None:
+            self.handed_out = False
+
+        def file_done(self, files: int, bytes_done: int, path: str) -> None:
+            if self.handed_out:
+                raise Cancelled
+            if files == 6:
+                self.handed_out = True
+
+    with pytest.raises(Cancelled):
+        run_backup(repo, BackupOptions(paths=[src]), CancelOnceAllHandedOut())
+    assert list_snapshots(repo) == []
+    repo.close()
